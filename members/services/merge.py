@@ -1,0 +1,97 @@
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from members import signals
+from members.models import Member, MemberIdentity, MemberMerge, Order, TimelineEvent
+from members.services.members import timeline_add
+from members.services.stats import member_stats_refresh
+from scrm.access import Actor
+from scrm.api.errors import ApplicationError
+
+GAP_FIELDS = ("name", "birthday", "province", "city", "store_id", "guide_id")
+
+
+def _fill_gaps(survivor: Member, merged: Member) -> list[str]:
+    filled = []
+    for field in GAP_FIELDS:
+        if not getattr(survivor, field) and getattr(merged, field):
+            setattr(survivor, field, getattr(merged, field))
+            filled.append(field)
+    if survivor.gender == "unknown" and merged.gender != "unknown":
+        survivor.gender = merged.gender
+        filled.append("gender")
+    if not survivor.phone_hash and merged.phone_hash:
+        survivor.phone_encrypted = merged.phone_encrypted
+        survivor.phone_hash = merged.phone_hash
+        survivor.phone_masked = merged.phone_masked
+        filled += ["phone_encrypted", "phone_hash", "phone_masked"]
+    survivor.marketing_consent = survivor.marketing_consent or merged.marketing_consent
+    return filled
+
+
+@transaction.atomic
+def member_merge(
+    *, actor: Actor, survivor: Member, merged: Member, reason: str = MemberMerge.Reason.MANUAL
+) -> MemberMerge:
+    """Move everything of ``merged`` to ``survivor`` and leave ``merged`` as a pointer.
+
+    Rows are locked in primary-key order so two merges of the same pair cannot deadlock."""
+    if survivor.pk == merged.pk:
+        raise ApplicationError(_("不能将会员与自己合并。"), code="merge_same_member")
+    locked = {
+        m.pk: m
+        for m in Member.objects.select_for_update()
+        .filter(pk__in=sorted([survivor.pk, merged.pk]))
+        .order_by("pk")
+    }
+    if len(locked) != 2:
+        raise ApplicationError(_("未找到。"), code="not_found", status_code=404)
+    survivor, merged = locked[survivor.pk], locked[merged.pk]
+    if Member.Status.MERGED in (survivor.status, merged.status):
+        raise ApplicationError(_("已合并的会员不能再次合并。"), code="already_merged")
+    moved = {
+        "identities": MemberIdentity.objects.filter(member=merged).update(member=survivor),
+        "orders": Order.objects.filter(member=merged).update(member=survivor),
+        "timeline": TimelineEvent.objects.filter(member=merged).update(member=survivor),
+    }
+    signals.member_merging.send(
+        sender=Member,
+        tenant_id=survivor.tenant_id,
+        survivor_id=survivor.pk,
+        merged_id=merged.pk,
+        moved=moved,
+    )
+    filled = _fill_gaps(survivor, merged)
+    survivor.save(update_fields=[*filled, "marketing_consent", "updated_at"])
+    Member.objects.filter(merged_into=merged).update(merged_into=survivor)
+    merged.status, merged.merged_into = Member.Status.MERGED, survivor
+    merged.save(update_fields=["status", "merged_into", "updated_at"])
+    member_stats_refresh(member_ids=[survivor.pk, merged.pk])
+    record = MemberMerge.objects.create(
+        tenant_id=survivor.tenant_id,
+        survivor=survivor,
+        merged=merged,
+        reason=reason,
+        actor=actor.label,
+        moved=moved,
+    )
+    timeline_add(
+        member=survivor,
+        kind=TimelineEvent.Kind.MERGED,
+        actor=actor.label,
+        data={
+            "merged_id": merged.pk,
+            "merged_no": merged.member_no,
+            "reason": reason,
+            "moved": moved,
+        },
+    )
+    transaction.on_commit(
+        lambda: signals.member_merged.send(
+            sender=Member,
+            tenant_id=survivor.tenant_id,
+            survivor_id=survivor.pk,
+            merged_id=merged.pk,
+        )
+    )
+    return record

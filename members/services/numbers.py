@@ -1,0 +1,50 @@
+"""Dense per-tenant member numbers (32-bit), the key the audience bitmaps are built on.
+
+PostgreSQL: one sequence per tenant, so concurrent sign-ups never queue on a counter row.
+SQLite (quick start): the next number after the highest, safe because SQLite writes serially.
+"""
+
+from django.db import connection
+from django.db.models import Max
+
+from members.models import Member
+
+
+def _sequence(tenant_id: int) -> str:
+    return f"member_no_seq_{int(tenant_id)}"
+
+
+def member_numbers_allocate(*, tenant_id: int, count: int) -> list[int]:
+    if count <= 0:
+        return []
+    if connection.vendor != "postgresql":
+        highest = (
+            Member.objects.unscoped()
+            .filter(tenant_id=tenant_id)
+            .aggregate(highest=Max("member_no"))["highest"]
+            or 0
+        )
+        return list(range(highest + 1, highest + 1 + count))
+    sequence = _sequence(tenant_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer")
+        # The sequence name is built from an integer tenant id, never from input.
+        cursor.execute(f"SELECT nextval('{sequence}') FROM generate_series(1, %s)",  # noqa: S608
+                       [count])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def member_numbers_reset(*, tenant_id: int) -> None:
+    """Move the sequence past every number in use (after COPY-based generation)."""
+    if connection.vendor != "postgresql":
+        return
+    sequence = _sequence(tenant_id)
+    highest = (
+        Member.objects.unscoped()
+        .filter(tenant_id=tenant_id)
+        .aggregate(highest=Max("member_no"))["highest"]
+        or 0
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer")
+        cursor.execute("SELECT setval(%s, %s, %s)", [sequence, max(highest, 1), highest > 0])

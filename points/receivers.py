@@ -1,0 +1,46 @@
+"""How the points app reacts to members' domain events."""
+
+from django.dispatch import receiver
+
+from members import signals
+from scrm.tenancy import tenant_scope
+
+
+@receiver(signals.member_merging)
+def move_member_points(sender, tenant_id: int, survivor_id: int, merged_id: int, moved: dict,
+                       **kwargs) -> None:
+    """Inside the merge's transaction: the loser's points go with it, all or nothing."""
+    from points.services import points_merge
+
+    with tenant_scope(tenant_id):
+        moved["points"] = points_merge(tenant_id=tenant_id, survivor_id=survivor_id,
+                                       merged_id=merged_id, operator="system")
+
+
+# These run after the change committed (the request's tenant context may be gone): the
+# tasks set their own tenant.
+
+
+@receiver(signals.order_paid)
+def points_for_orders(sender, tenant_id: int, order_ids: list[int], **kwargs) -> None:
+    from points.tasks import points_award_orders_task
+
+    points_award_orders_task.delay(tenant_id, order_ids)
+
+
+@receiver(signals.order_refunded)
+def points_for_refund(sender, tenant_id: int, order_id: int, refund_id: int, **kwargs) -> None:
+    from points.tasks import points_reverse_refund_task
+
+    points_reverse_refund_task.delay(tenant_id, order_id, refund_id)
+
+
+@receiver(signals.member_created)
+def points_for_signup(sender, tenant_id: int, member_id: int, **kwargs) -> None:
+    from points.services import policy_get
+    from points.tasks import points_award_signup_task
+
+    with tenant_scope(tenant_id):
+        if not policy_get().signup_points:
+            return
+    points_award_signup_task.delay(tenant_id, member_id)

@@ -1,0 +1,137 @@
+"""Reads of points: a member's balance and lots, the ledger, what expires soon, the tenant's
+outstanding liability, and the drift check."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.utils import timezone
+
+from members.models import Member
+from points.models import PointsAccount, PointsEntry, PointsLot
+from points.services.core import ACCOUNT, ENTRY, LOT, sql
+from points.services.policy import policy_get
+from scrm.tenancy import require_tenant_id
+
+LOTS_SHOWN = 100
+
+
+def lots_live(*, member: Member) -> QuerySet[PointsLot]:
+    """The member's lots with points left, in the order they are spent."""
+    return PointsLot.objects.filter(
+        member_id=member.pk, status=PointsLot.Status.ACTIVE, remaining__gt=0
+    ).order_by("expires_at", "id")
+
+
+def points_summary(*, member: Member, within_days: int = 30,
+                   now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    account = PointsAccount.objects.filter(member_id=member.pk).first()
+    policy = policy_get()
+    balance = account.balance if account else 0
+    return {
+        "member": member.pk,
+        "balance": balance,
+        "shortfall": account.shortfall if account else 0,
+        "lifetime_earned": account.lifetime_earned if account else 0,
+        "value_fen": balance * policy.point_value_fen,
+        "lots": list(lots_live(member=member)[:LOTS_SHOWN]),
+        "expiring": {"within_days": within_days,
+                     **points_expiring(member=member, within_days=within_days, now=now)},
+    }
+
+
+def ledger_entries(*, member: Member) -> QuerySet[PointsEntry]:
+    return PointsEntry.objects.filter(member_id=member.pk)
+
+
+def points_expiring(*, within_days: int, member: Member | None = None,
+                    now: datetime | None = None) -> dict:
+    """Points that expire within ``within_days`` (those already due included): for one
+    member, or the whole tenant."""
+    now = now or timezone.now()
+    lots = PointsLot.objects.filter(status=PointsLot.Status.ACTIVE, remaining__gt=0,
+                                    expires_at__lt=now + timedelta(days=within_days))
+    if member is not None:
+        lots = lots.filter(member_id=member.pk)
+    totals = lots.aggregate(points=Sum("remaining"), first=Min("expires_at"))
+    return {"points": totals["points"] or 0, "first_expires_at": totals["first"]}
+
+
+def members_expiring(*, within_days: int, now: datetime | None = None) -> QuerySet:
+    """Per member: the points expiring within ``within_days`` and the first expiry, for
+    reminders (a campaign sends "你有 N 积分将于 … 过期")."""
+    now = now or timezone.now()
+    return (
+        PointsLot.objects.filter(status=PointsLot.Status.ACTIVE, remaining__gt=0,
+                                 expires_at__lt=now + timedelta(days=within_days))
+        .values("member_id")
+        .annotate(points=Sum("remaining"), first_expires_at=Min("expires_at"))
+        .order_by("member_id")
+    )  # fmt: skip
+
+
+def points_liability(*, now: datetime | None = None) -> dict:
+    """What the tenant owes its members in points, and its value in fen."""
+    now = now or timezone.now()
+    policy = policy_get()
+    accounts = PointsAccount.objects.aggregate(
+        points=Sum("balance"), shortfall=Sum("shortfall"),
+        members=Count("id", filter=Q(balance__gt=0)),
+    )  # fmt: skip
+    outstanding = accounts["points"] or 0
+
+    def expiring(days: int) -> dict:
+        points = points_expiring(within_days=days, now=now)["points"]
+        return {"points": points, "value_fen": points * policy.point_value_fen}
+
+    return {
+        "outstanding_points": outstanding,
+        "outstanding_value_fen": outstanding * policy.point_value_fen,
+        "point_value_fen": policy.point_value_fen,
+        "members_with_points": accounts["members"],
+        "shortfall_points": accounts["shortfall"] or 0,
+        "expiring_30_days": expiring(30),
+        "expiring_90_days": expiring(90),
+        "as_of": now,
+    }
+
+
+@dataclass(frozen=True)
+class Drift:
+    member_id: int
+    balance: int
+    ledger_sum: int
+    lots_sum: int
+    shortfall: int
+    ledger_shortfall: int
+
+
+DRIFT_SQL = f"""
+WITH accounts AS (
+    SELECT member_id, balance, shortfall FROM {ACCOUNT} WHERE tenant_id = %(tenant)s
+), ledger AS (
+    SELECT member_id, SUM(points) AS points, SUM(shortfall_delta) AS shortfall
+    FROM {ENTRY} WHERE tenant_id = %(tenant)s GROUP BY member_id
+), lots AS (
+    SELECT member_id, SUM(remaining) AS points FROM {LOT}
+    WHERE tenant_id = %(tenant)s AND status = 'active' GROUP BY member_id
+)
+SELECT COALESCE(a.member_id, l.member_id, t.member_id) AS member_id,
+       COALESCE(a.balance, 0), COALESCE(l.points, 0), COALESCE(t.points, 0),
+       COALESCE(a.shortfall, 0), COALESCE(l.shortfall, 0)
+FROM accounts a
+FULL JOIN ledger l ON l.member_id = a.member_id
+FULL JOIN lots t ON t.member_id = COALESCE(a.member_id, l.member_id)
+WHERE COALESCE(a.balance, 0) <> COALESCE(l.points, 0)
+   OR COALESCE(a.balance, 0) <> COALESCE(t.points, 0)
+   OR COALESCE(a.shortfall, 0) <> COALESCE(l.shortfall, 0)
+ORDER BY 1
+"""  # noqa: S608
+
+
+def ledger_drift() -> list[Drift]:
+    """Members whose balance differs from the sum of their ledger or of their live lots, or
+    whose shortfall differs from the ledger's.  Empty when the books balance."""
+    rows = sql(DRIFT_SQL, {"tenant": require_tenant_id()})
+    return [Drift(*(int(value) for value in row)) for row in rows]

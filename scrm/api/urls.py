@@ -1,0 +1,76 @@
+from django.urls import path
+
+from members.api import members, orders
+from scrm.api import jobs
+from tags.api import views as tags
+
+urlpatterns = [
+    path("members/", members.MemberListCreateApi.as_view(), name="members"),
+    path("members/upsert/", members.MemberUpsertApi.as_view(), name="members-upsert"),
+    path("members/<int:member_id>/", members.MemberDetailApi.as_view(), name="member"),
+    path("members/<int:member_id>/merge/", members.MemberMergeApi.as_view(), name="member-merge"),
+    path(
+        "members/<int:member_id>/timeline/",
+        members.MemberTimelineApi.as_view(),
+        name="member-timeline",
+    ),
+    path("members/<int:member_id>/phone/", members.MemberPhoneApi.as_view(), name="member-phone"),
+    path("orders/", orders.OrderListCreateApi.as_view(), name="orders"),
+    path("orders/bulk/", orders.OrderBulkApi.as_view(), name="orders-bulk"),
+    path("orders/<int:order_id>/", orders.OrderDetailApi.as_view(), name="order"),
+    path("orders/<int:order_id>/refunds/", orders.OrderRefundApi.as_view(), name="order-refunds"),
+    path("members/<int:member_id>/tags/", tags.MemberTagsApi.as_view(), name="member-tags"),
+    path("members/<int:member_id>/tags/<int:tag_id>/", tags.MemberTagDeleteApi.as_view(),
+         name="member-tag"),
+    path("tag-groups/", tags.TagGroupListCreateApi.as_view(), name="tag-groups"),
+    path("tag-groups/<int:group_id>/", tags.TagGroupDetailApi.as_view(), name="tag-group"),
+    path("tags/", tags.TagListCreateApi.as_view(), name="tags"),
+    path("tags/rule-preview/", tags.TagRulePreviewApi.as_view(), name="tags-rule-preview"),
+    path("tags/<int:tag_id>/", tags.TagDetailApi.as_view(), name="tag"),
+    path("tags/<int:tag_id>/bulk/", tags.TagBulkApi.as_view(), name="tag-bulk"),
+    path("segments/", tags.SegmentListCreateApi.as_view(), name="segments"),
+    path("segments/count/", tags.SegmentCountApi.as_view(), name="segments-count"),
+    path("segments/<int:segment_id>/", tags.SegmentDetailApi.as_view(), name="segment"),
+    path("segments/<int:segment_id>/members/", tags.SegmentMembersApi.as_view(),
+         name="segment-members"),
+    path("segments/<int:segment_id>/snapshot/", tags.SegmentSnapshotApi.as_view(),
+         name="segment-snapshot"),
+    path("segments/<int:segment_id>/export/", tags.SegmentExportApi.as_view(),
+         name="segment-export"),
+    path("jobs/<int:job_id>/", jobs.JobDetailApi.as_view(), name="job"),
+    path("jobs/<int:job_id>/download/", tags.ExportDownloadApi.as_view(), name="job-download"),
+]
+
+# People-goods matching (人货匹配): products, their tags, recommendations and audiences.
+from tags.api import products  # noqa: E402
+
+urlpatterns += [
+    path("products/", products.ProductListCreateApi.as_view(), name="products"),
+    path("products/<int:product_id>/", products.ProductDetailApi.as_view(), name="product"),
+    path("products/<int:product_id>/tags/", products.ProductTagsApi.as_view(),
+         name="product-tags"),
+    path("products/<int:product_id>/tags/<int:tag_id>/", products.ProductTagDeleteApi.as_view(),
+         name="product-tag"),
+    path("products/<int:product_id>/audience/", products.ProductAudienceApi.as_view(),
+         name="product-audience"),
+    path("members/<int:member_id>/recommendations/",
+         products.MemberRecommendationsApi.as_view(), name="member-recommendations"),
+]
+
+# Points: balances, ledger, earn / redeem / adjust, check-in, policy, liability.
+from points.api import views as points  # noqa: E402
+
+urlpatterns += [
+    path("members/<int:member_id>/points/", points.MemberPointsApi.as_view(),
+         name="member-points"),
+    path("members/<int:member_id>/points/ledger/", points.MemberPointsLedgerApi.as_view(),
+         name="member-points-ledger"),
+    path("members/<int:member_id>/points/checkin/", points.MemberPointsCheckInApi.as_view(),
+         name="member-points-checkin"),
+    path("points/earn/", points.PointsEarnApi.as_view(), name="points-earn"),
+    path("points/redeem/", points.PointsRedeemApi.as_view(), name="points-redeem"),
+    path("points/batch/", points.PointsBatchApi.as_view(), name="points-batch"),
+    path("points/adjust/", points.PointsAdjustApi.as_view(), name="points-adjust"),
+    path("points/policy/", points.PointsPolicyApi.as_view(), name="points-policy"),
+    path("points/liability/", points.PointsLiabilityApi.as_view(), name="points-liability"),
+]

@@ -1,0 +1,68 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from scrm import access
+from scrm.models import ApiKey, Brand, Role, StaffMembership, Store, Tenant
+from scrm.tenancy import tenant_scope
+
+
+@transaction.atomic
+def tenant_create(*, slug: str, name: str, owner_email: str,
+                  owner_password: str | None = None) -> tuple[Tenant, StaffMembership, str]:
+    """A tenant with its first brand and its owner.  Returns the owner's password when a new
+    login was made for them ("" when the login already existed)."""
+    tenant = Tenant.objects.create(slug=slug, name=name)
+    with tenant_scope(tenant):
+        Brand.objects.create(tenant=tenant, name=name, code=slug)
+    user, password = staff_user_get_or_create(email=owner_email, password=owner_password)
+    owner = StaffMembership.objects.create(user=user, tenant=tenant, role=Role.OWNER,
+                                           display_name=owner_email.split("@")[0])
+    return tenant, owner, password
+
+
+def staff_user_get_or_create(*, email: str, password: str | None = None) -> tuple[object, str]:
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=email).first()
+    if user is not None:
+        if not user.is_staff:  # tenant staff sign in through the admin
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        return user, ""
+    password = password or secrets.token_urlsafe(12)
+    user = user_model.objects.create_user(username=email, email=email, password=password,
+                                          is_staff=True)
+    return user, password
+
+
+@transaction.atomic
+def staff_add(*, tenant: Tenant, email: str, role: str, store: Store | None = None,
+              display_name: str = "", password: str | None = None
+              ) -> tuple[StaffMembership, str]:
+    user, password = staff_user_get_or_create(email=email, password=password)
+    membership, _created = StaffMembership.objects.update_or_create(
+        tenant=tenant, user=user,
+        defaults={"role": role, "store": store, "display_name": display_name,
+                  "is_active": True},
+    )
+    return membership, password
+
+
+def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None
+                   ) -> tuple[ApiKey, str]:
+    """A new key; the secret is returned once and only its hash is kept."""
+    scopes = list(scopes or access.ALL_SCOPES)
+    unknown = set(scopes) - set(access.ALL_SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    prefix, secret = ApiKey.generate()
+    api_key = ApiKey.objects.create(tenant=tenant, name=name, prefix=prefix,
+                                    key_hash=ApiKey.hash_secret(secret), scopes=scopes)
+    return api_key, secret
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now())

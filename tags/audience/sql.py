@@ -1,0 +1,54 @@
+"""Audience expressions as plain SQL (a Django ``Q`` over Member): the reference the index is
+tested against, and the exact answer for members changed since the index was folded."""
+
+import datetime as dt
+
+from django.db.models import Exists, OuterRef, Q
+
+from tags.audience import expressions as E
+from tags.audience import fields as F
+
+
+def _from_index_number(field: F.Field, number: int):
+    if field.temporal == "datetime":
+        return F.EPOCH + dt.timedelta(seconds=number)
+    if field.temporal == "date":
+        return dt.date.fromordinal(max(1, min(number, dt.date.max.toordinal())))
+    return number
+
+
+def _from_index_category(field: F.Field, value: str):
+    if field.kind == F.BOOLEAN:
+        return value == "1"
+    if field.name in ("store", "guide", "birth_month"):
+        return int(value)
+    return value
+
+
+def to_q(node) -> Q:
+    from tags.models import MemberTag
+
+    if isinstance(node, E.All):
+        q = Q()
+        for child in node.children:
+            q &= to_q(child)
+        return q
+    if isinstance(node, E.Any):
+        q = to_q(node.children[0])
+        for child in node.children[1:]:
+            q |= to_q(child)
+        return q
+    if isinstance(node, E.Not):
+        return ~to_q(node.child)
+    if isinstance(node, E.HasTag):
+        return Q(Exists(MemberTag.objects.filter(member=OuterRef("pk"), tag_id=node.tag_id)))
+    field = F.FIELDS[node.field]
+    if isinstance(node, E.Match):
+        values = [_from_index_category(field, value) for value in node.values]
+        return Q(**{f"{field.path}__in": values})
+    q = Q(**{f"{field.path}__isnull": False})
+    if node.low is not None:
+        q &= Q(**{f"{field.path}__gte": _from_index_number(field, node.low)})
+    if node.high is not None:
+        q &= Q(**{f"{field.path}__lte": _from_index_number(field, node.high)})
+    return q

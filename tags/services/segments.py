@@ -1,0 +1,84 @@
+from django.db import transaction
+from django.db.models import Prefetch
+from django.utils import timezone
+from pyroaring import BitMap
+
+from members.models import Member, MemberIdentity, MemberStats
+from members.selectors import member_visible
+from scrm.access import Actor
+from scrm.models import Store
+from tags.audience.expressions import Parser
+from tags.audience.index import audience_bitmap
+from tags.models import Segment, SegmentSnapshot, Tag
+
+
+def _known_tags(ids: set[int]) -> set[int]:
+    return set(Tag.objects.filter(pk__in=ids).values_list("pk", flat=True))
+
+
+def _store_id(code: str) -> int | None:
+    return Store.objects.filter(code=code).values_list("pk", flat=True).first()
+
+
+def expression_parse(expression):
+    """Validate an audience expression against the tenant's tags and stores."""
+    return Parser(known_tags=_known_tags, stores=_store_id).parse(expression)
+
+
+def expression_members(expression) -> BitMap:
+    return audience_bitmap(expression_parse(expression))
+
+
+@transaction.atomic
+def segment_save(*, actor: Actor, segment: Segment | None = None, **data) -> Segment:
+    segment = segment or Segment(tenant_id=actor.tenant.pk, created_by=actor.label)
+    for key in ("name", "description", "expression"):
+        if key in data:
+            setattr(segment, key, data[key])
+    expression_parse(segment.expression)
+    segment.save()
+    return segment
+
+
+def segment_count(*, segment: Segment) -> int:
+    count = len(expression_members(segment.expression))
+    Segment.objects.filter(pk=segment.pk).update(last_count=count,
+                                                 last_counted_at=timezone.now())
+    return count
+
+
+def visible_members(*, actor: Actor, member_nos: BitMap) -> BitMap:
+    """``member_nos`` cut down to the members the actor may see (a guide's own customers, a
+    store manager's store)."""
+    if actor.guide_id is None and actor.store_id is None:
+        return member_nos
+    return member_nos & BitMap(member_visible(actor=actor).filter(
+        status=Member.Status.ACTIVE).values_list("member_no", flat=True))
+
+
+def segment_page(*, member_nos: BitMap, after: int | None, size: int
+                 ) -> tuple[list[Member], int | None]:
+    """One page of members in member-number order, after ``after``, and the cursor of the
+    next page (None on the last)."""
+    start = member_nos.rank(after) if after is not None else 0
+    page = list(member_nos[start:start + size])
+    members = {m.member_no: m for m in Member.objects.filter(member_no__in=page)
+               .select_related("store").prefetch_related(
+                   Prefetch("identities", queryset=MemberIdentity.objects.order_by("id")),
+                   Prefetch("stats", queryset=MemberStats.objects.all()))}
+    next_after = page[-1] if page and start + size < len(member_nos) else None
+    return [members[no] for no in page if no in members], next_after
+
+
+@transaction.atomic
+def segment_snapshot(*, actor: Actor, segment: Segment) -> SegmentSnapshot:
+    """Freeze the segment's members now, for a campaign."""
+    member_nos = expression_members(segment.expression)
+    member_nos.run_optimize()
+    return SegmentSnapshot.objects.create(
+        tenant_id=actor.tenant.pk, segment=segment, expression=segment.expression,
+        member_count=len(member_nos), bitmap=member_nos.serialize(), created_by=actor.label)
+
+
+def snapshot_members(snapshot: SegmentSnapshot) -> BitMap:
+    return BitMap.deserialize(bytes(snapshot.bitmap))
