@@ -50,5 +50,9 @@ def to_q(node) -> Q:
     if node.low is not None:
         q &= Q(**{f"{field.path}__gte": _from_index_number(field, node.low)})
     if node.high is not None:
-        q &= Q(**{f"{field.path}__lte": _from_index_number(field, node.high)})
+        if field.temporal == "datetime":
+            # The index floors datetimes to whole seconds: floor(t) <= high <=> t < high + 1.
+            q &= Q(**{f"{field.path}__lt": _from_index_number(field, node.high + 1)})
+        else:
+            q &= Q(**{f"{field.path}__lte": _from_index_number(field, node.high)})
     return q
