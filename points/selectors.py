@@ -135,3 +135,20 @@ def ledger_drift() -> list[Drift]:
     whose shortfall differs from the ledger's.  Empty when the books balance."""
     rows = sql(DRIFT_SQL, {"tenant": require_tenant_id()})
     return [Drift(*(int(value) for value in row)) for row in rows]
+
+
+def member_levels(*, member_id: int) -> list:
+    """The member's current level in each active programme (TierLevel rows, programme
+    loaded), tenant-wide programme first."""
+    from points.models import MemberTier, TierLevel
+
+    level_ids = MemberTier.objects.filter(
+        member_id=member_id, level__isnull=False, program__is_active=True
+    ).values("level_id")
+    return list(TierLevel.objects.filter(pk__in=level_ids).select_related("program")
+                .order_by("program__brand_id", "rank"))
+
+
+def member_level_codes(*, member_id: int) -> set[str]:
+    """Codes of the member's current levels, for tier-restricted offers."""
+    return {level.code for level in member_levels(member_id=member_id)}

@@ -31,7 +31,8 @@ class PointsAccount(TenantModel):
     """A member's cached balance, updated in the same transaction as each ledger entry."""
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, db_constraint=False,
-                               db_index=False, related_name="+", verbose_name=_("会员"))
+                               db_index=False, related_name="points_account",
+                               verbose_name=_("会员"))
     balance = models.BigIntegerField(_("积分余额"), default=0)
     # Points owed: a refund took back points the member had already spent.  Later credits
     # pay it off first, so a member never has both a balance and a shortfall.
