@@ -7,4 +7,6 @@ class PointsConfig(AppConfig):
     verbose_name = _("积分")
 
     def ready(self) -> None:
-        from points import receivers  # noqa: F401
+        from points import audience, receivers  # noqa: F401
+
+        audience.register()

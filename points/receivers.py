@@ -11,10 +11,12 @@ def move_member_points(sender, tenant_id: int, survivor_id: int, merged_id: int,
                        **kwargs) -> None:
     """Inside the merge's transaction: the loser's points go with it, all or nothing."""
     from points.services import points_merge
+    from points.services.growth import tiers_merge
 
     with tenant_scope(tenant_id):
         moved["points"] = points_merge(tenant_id=tenant_id, survivor_id=survivor_id,
                                        merged_id=merged_id, operator="system")
+        moved["tiers"] = tiers_merge(survivor_id=survivor_id, merged_id=merged_id)
 
 
 # These run after the change committed (the request's tenant context may be gone): the
@@ -44,3 +46,26 @@ def points_for_signup(sender, tenant_id: int, member_id: int, **kwargs) -> None:
         if not policy_get().signup_points:
             return
     points_award_signup_task.delay(tenant_id, member_id)
+
+
+@receiver(signals.order_paid)
+def tiers_for_orders(sender, tenant_id: int, order_ids: list[int], **kwargs) -> None:
+    from points.tasks import tiers_for_orders_task
+
+    if _has_programs(tenant_id):
+        tiers_for_orders_task.delay(tenant_id, order_ids)
+
+
+@receiver(signals.order_refunded)
+def tiers_for_refund(sender, tenant_id: int, order_id: int, refund_id: int, **kwargs) -> None:
+    from points.tasks import tiers_for_refund_task
+
+    if _has_programs(tenant_id):
+        tiers_for_refund_task.delay(tenant_id, order_id, refund_id)
+
+
+def _has_programs(tenant_id: int) -> bool:
+    from points.models import TierProgram
+
+    with tenant_scope(tenant_id):
+        return TierProgram.objects.filter(is_active=True).exists()

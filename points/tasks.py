@@ -117,3 +117,65 @@ def points_ledger_check_all_task() -> int:
     for tenant_id in tenant_ids:
         points_ledger_check_task.delay(tenant_id)
     return len(tenant_ids)
+
+
+# Tiers
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=700)
+def tiers_for_orders_task(tenant_id: int, order_ids: list[int]) -> int:
+    """Growth value and upgrades for paid orders (keyed per programme and order)."""
+    from members.models import Order
+    from points.services.growth import tiers_for_order
+    from points.services.rules import system_actor
+
+    with tenant_scope(tenant_id):
+        actor = system_actor()
+        orders = Order.objects.filter(pk__in=order_ids).select_related("store").order_by("pk")
+        for order in orders:
+            tiers_for_order(actor=actor, order=order)
+    return len(order_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=700)
+def tiers_for_refund_task(tenant_id: int, order_id: int, refund_id: int) -> None:
+    from members.models import Order
+    from points.services.growth import tiers_for_refund
+    from points.services.rules import system_actor
+
+    with tenant_scope(tenant_id):
+        order = Order.objects.filter(pk=order_id).first()
+        if order is not None:
+            tiers_for_refund(actor=system_actor(), order=order, refund_id=refund_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3900)
+def tiers_sweep_task(tenant_id: int, program_id: int) -> int:
+    """Upgrades after a programme's levels changed."""
+    from points.models import TierProgram
+    from points.services.growth import tiers_sweep
+
+    with tenant_scope(tenant_id):
+        program = TierProgram.objects.filter(pk=program_id, is_active=True).first()
+        return tiers_sweep(program=program) if program else 0
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3900)
+def tiers_review_task(tenant_id: int) -> int:
+    from points.models import TierProgram
+    from points.services.growth import tiers_review
+
+    changed = 0
+    with tenant_scope(tenant_id):
+        for program in TierProgram.objects.filter(is_active=True).order_by("pk"):
+            changed += tiers_review(program=program)
+    return changed
+
+
+@shared_task
+def tiers_review_all_task() -> int:
+    """Periodic (daily): every tenant's due tier reviews (downgrades and expired overrides)."""
+    tenant_ids = _tenants()
+    for tenant_id in tenant_ids:
+        tiers_review_task.delay(tenant_id)
+    return len(tenant_ids)

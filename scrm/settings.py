@@ -213,6 +213,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=0, minute=10),
         "options": {"expires": 6 * 3600},
     },
+    "tiers-review": {
+        "task": "points.tasks.tiers_review_all_task",
+        "schedule": crontab(hour=2, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
     "points-ledger-check": {
         "task": "points.tasks.points_ledger_check_all_task",
         "schedule": crontab(hour=3, minute=30),

@@ -9,9 +9,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members.models import Member
-from points.models import PointsCheckIn, PointsPolicy
+from points.models import GrowthSource, PointsCheckIn, PointsPolicy
 from points.services import core
 from points.services.core import PointsResult, Ref
+from points.services.growth import growth_for_activity
 from points.services.ledger import points_earn
 from points.services.policy import local_date, policy_get
 from scrm.access import Actor
@@ -53,6 +54,8 @@ def points_checkin(*, actor: Actor, member: Member, day: date | None = None) -> 
         checkin = PointsCheckIn.objects.create(
             tenant_id=member.tenant_id, member_id=member.pk, day=day, streak=streak,
             points=points, entry_id=result.entry.pk)
+        growth_for_activity(actor=actor, member=member, source=GrowthSource.CHECKIN,
+                            ref=("checkin", f"{member.pk}:{day.isoformat()}"))
     return CheckInResult(checkin, result.balance, True)
 
 

@@ -201,6 +201,14 @@ def account_read(*, member_id: int) -> Account:
 # Entries
 
 
+def balance_changed(*, tenant_id: int, member_ids: list[int]) -> None:
+    """Audiences select on the points balance: the index answers for these members from the
+    database until it folds them in (same transaction as the change)."""
+    from tags.audience.index import audience_mark_dirty
+
+    audience_mark_dirty(member_ids=member_ids)
+
+
 @dataclass(frozen=True)
 class Ref:
     """What an entry is about: ("order", "123"), ("mall_order", "A17"), ("checkin", day)."""
@@ -231,6 +239,8 @@ def entry_insert(*, tenant_id: int, member_id: int, kind: str, points: int, bala
     )
     if not rows:
         raise KeyTaken(key)
+    if points:
+        balance_changed(tenant_id=tenant_id, member_ids=[member_id])
     entry = PointsEntry(id=rows[0][0], **fields)
     entry._state.adding = False
     entry._state.db = "default"
@@ -302,6 +312,8 @@ def entry_with_lot_insert(*, tenant_id: int, member_id: int, kind: str, points: 
     rows = sql(EARN_SQL, {**fields, "expires_at": expires_at})
     if not rows:
         raise KeyTaken(key)
+    if points:
+        balance_changed(tenant_id=tenant_id, member_ids=[member_id])
     entry = PointsEntry(id=rows[0][0], **fields)
     entry._state.adding = False
     entry._state.db = "default"

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from points.services.core import ACCOUNT, ENTRY, LOT, LedgerError, sql
+from points.services.core import ACCOUNT, ENTRY, LOT, LedgerError, balance_changed, sql
 from scrm.tenancy import require_tenant_id
 
 BATCH_SIZE = 20_000
@@ -128,4 +128,5 @@ def _batch(*, tenant_id: int, now: datetime, after: tuple[datetime, int],
         })[0]  # fmt: skip
         if written != emptied:  # a lot expired twice: its key is taken
             raise LedgerError(f"{emptied - written} lots already had expire entries")
+        balance_changed(tenant_id=tenant_id, member_ids=members)
     return written, int(points), last, len(due) == batch_size

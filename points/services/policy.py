@@ -88,17 +88,26 @@ def is_members_day(policy: PointsPolicy, day: date) -> bool:
     )
 
 
-def points_multiplier(*, member: Member) -> Decimal:
-    """The member's own multiplier on order points.  The tiers feature plugs in here (a
-    gold member earning 1.5×); until then every member earns 1×."""
-    return Decimal(1)
+def points_multiplier(*, member: Member, brand_id: int | None = None) -> Decimal:
+    """The member's level multiplier on order points: the level in the brand's own
+    programme when the order is at a store of a brand that has one, else the tenant-wide
+    programme's; 1× without a level."""
+    from points.models import MemberTier
+
+    by_brand = dict(MemberTier.objects.filter(
+        member_id=member.pk, level__isnull=False, program__is_active=True,
+    ).values_list("program__brand_id", "level__points_multiplier"))
+    if brand_id is not None and brand_id in by_brand:
+        return by_brand[brand_id]
+    return by_brand.get(None, Decimal(1))
 
 
 def points_for_order(*, policy: PointsPolicy, member: Member, amount_fen: int,
-                     paid_at: datetime) -> int:
-    """Points for an order: yuan × points per yuan × the member's multiplier × the members'
-    day multiplier, rounded once at the end as the policy says."""
-    value = Decimal(amount_fen) / 100 * policy.points_per_yuan * points_multiplier(member=member)
+                     paid_at: datetime, brand_id: int | None = None) -> int:
+    """Points for an order: yuan × points per yuan × the member's level multiplier × the
+    members' day multiplier, rounded once at the end as the policy says."""
+    value = (Decimal(amount_fen) / 100 * policy.points_per_yuan
+             * points_multiplier(member=member, brand_id=brand_id))
     if is_members_day(policy, local_date(paid_at)):
         value *= policy.members_day_multiplier
     return max(points_round(policy, value), 0)

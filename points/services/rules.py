@@ -52,7 +52,8 @@ def points_award_order(*, order: Order, actor: Actor | None = None) -> PointsRes
         result = None
         if not PointsEntry.objects.filter(idempotency_key=key).exists():
             points = points_for_order(policy=policy, member=member,
-                                      amount_fen=order.amount_fen, paid_at=order.paid_at)
+                                      amount_fen=order.amount_fen, paid_at=order.paid_at,
+                                      brand_id=order.store.brand_id if order.store_id else None)
             points = _capped(policy=policy, member=member, points=points, now=core.timestamp())
             if points:
                 result = points_earn(actor=actor, member=member, points=points,
@@ -101,19 +102,27 @@ def points_award_signup(*, member: Member) -> PointsResult | None:
 
 def points_award_review(*, actor: Actor, member: Member, review_id: str) -> PointsResult | None:
     """For the reviews feature: the policy's review points, once per review."""
+    from points.models import GrowthSource
+    from points.services.growth import growth_for_activity
+
     policy = policy_get()
-    if not policy.review_points:
-        return None
-    return points_earn(actor=actor, member=member, points=policy.review_points,
-                       reason=_("评价奖励"), ref=Ref("review", review_id),
-                       idempotency_key=f"review:{review_id}")
+    result = None
+    with transaction.atomic():  # lock order: the points account, then the tier standing
+        if policy.review_points:
+            result = points_earn(actor=actor, member=member, points=policy.review_points,
+                                 reason=_("评价奖励"), ref=Ref("review", review_id),
+                                 idempotency_key=f"review:{review_id}")
+        growth_for_activity(actor=actor, member=member, source=GrowthSource.REVIEW,
+                            ref=("review", review_id))
+    return result
 
 
 def points_award_birthdays(*, day: date) -> int:
     """Birthday points for the members born on ``day``'s date (29 February birthdays on
     28 February in other years), once per member and year."""
     policy = policy_get()
-    if not policy.birthday_points:
+    by_member = _level_birthday_points()
+    if not policy.birthday_points and not by_member:
         return 0
     born = Member.objects.filter(status=Member.Status.ACTIVE, birthday__month=day.month,
                                  birthday__day=day.day)
@@ -122,11 +131,27 @@ def points_award_birthdays(*, day: date) -> int:
                                             birthday__day=29)
     actor, awarded = system_actor(), 0
     for member in born.order_by("pk").iterator(chunk_size=1000):
-        result = points_earn(actor=actor, member=member, points=policy.birthday_points,
+        points = by_member.get(member.pk) or policy.birthday_points
+        if not points:
+            continue
+        result = points_earn(actor=actor, member=member, points=points,
                              reason=_("生日奖励"), ref=Ref("birthday", f"{day.year}"),
                              idempotency_key=f"birthday:{member.pk}:{day.year}")
         awarded += not result.replayed
     return awarded
+
+
+def _level_birthday_points() -> dict[int, int]:
+    """member id → the birthday points their best level gives, where a level sets them (it
+    then replaces the policy's)."""
+    from django.db.models import Max
+
+    from points.models import MemberTier
+
+    return dict(MemberTier.objects.filter(
+        level__birthday_points__gt=0, program__is_active=True,
+    ).values("member_id").annotate(points=Max("level__birthday_points"))
+        .values_list("member_id", "points"))
 
 
 def _is_leap(year: int) -> bool:

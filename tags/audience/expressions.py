@@ -105,6 +105,12 @@ class Parser:
         if "field" in raw:
             self._only(raw, {"field", "op", "value"}, path)
             return self._field(raw, path)
+        return self._dimension(raw, path, depth)
+
+    def _dimension(self, raw: dict, path: str, depth: int):
+        """A leaf naming one value of a dimension: a store, a guide, a tier..."""
+        if len(raw) == 1 and next(iter(raw)) in F.LEAF_RESOLVERS:
+            return self._resolved(raw, path, depth)
         dimension = next((key for key in raw if key in F.DIMENSION_LEAVES), None)
         if dimension is None and len(raw) == 1 and next(iter(raw)) in ("tier", "rfm",
                                                                        "lifecycle"):
@@ -115,6 +121,15 @@ class Parser:
         self._only(raw, {dimension}, path)
         return self._field({"field": F.DIMENSION_LEAVES[dimension], "op": "eq",
                             "value": raw[dimension]}, path)
+
+    def _resolved(self, raw: dict, path: str, depth: int):
+        (name, value), = raw.items()
+        try:
+            rewritten = F.LEAF_RESOLVERS[name](value)
+        except ValueError as exc:
+            raise ExpressionError(f"{path}.{name}", str(exc)) from exc
+        self.leaves -= 1  # the rewrite's own leaves count instead
+        return self.parse(rewritten, path, depth)
 
     def _only(self, raw: dict, allowed: set, path: str) -> None:
         extra = set(raw) - allowed

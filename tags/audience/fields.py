@@ -4,7 +4,9 @@ Every field has one ORM path (for SQL) and one way to turn a database value into
 integer or string form, so the bitmap answer and the SQL answer agree by construction."""
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 CATEGORY = "category"
 NUMBER = "number"
@@ -20,6 +22,9 @@ class Field:
     path: str  # ORM lookup path from Member
     sql: str  # SQL expression over members_member m / members_memberstats s (for rebuilds)
     temporal: str = ""  # "datetime" or "date": numbers are epoch seconds / ordinal days
+    # The number a member without a value counts as (a member with no points account has a
+    # balance of 0); None: such a member matches no range.
+    null_as: int | None = None
 
 
 FIELDS: dict[str, Field] = {
@@ -59,6 +64,12 @@ DERIVED = {
 DIMENSION_LEAVES = {"store": "store", "guide": "guide"}
 
 
+# Leaves that later apps define in terms of the others: {"tier": "gold"} becomes the level's
+# system tag.  A resolver takes the leaf's value and returns an expression (JSON), or raises
+# ValueError with a message for the user.
+LEAF_RESOLVERS: dict[str, Callable[[Any], dict]] = {}
+
+
 def register_field(field: Field, *, leaf: str | None = None) -> None:
     """Later apps (loyalty tiers, RFM, lifecycle) add their dimensions here at start-up."""
     FIELDS[field.name] = field
@@ -66,9 +77,13 @@ def register_field(field: Field, *, leaf: str | None = None) -> None:
         DIMENSION_LEAVES[leaf] = field.name
 
 
+def register_leaf(name: str, resolver: Callable[[Any], dict]) -> None:
+    LEAF_RESOLVERS[name] = resolver
+
+
 def to_index_number(field: Field, value) -> int | None:
     if value is None:
-        return None
+        return field.null_as
     if field.temporal == "datetime":
         if isinstance(value, str):
             value = dt.datetime.fromisoformat(value)

@@ -188,6 +188,13 @@ def audience_mark_dirty(*, member_ids: list[int] | None = None,
                         member_nos: list[int] | None = None) -> None:
     """Record that these members changed; called in the same transaction as the change."""
     tenant_id = require_tenant_id()
+    if member_ids and not member_nos and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # one round trip on the hot paths (points)
+            cursor.execute(
+                f"INSERT INTO {AudienceDirty._meta.db_table} (tenant_id, member_no) "  # noqa: S608
+                f"SELECT tenant_id, member_no FROM {Member._meta.db_table} "
+                "WHERE tenant_id = %s AND id = ANY(%s)", [tenant_id, list(member_ids)])
+        return
     if member_ids:
         member_nos = list(member_nos or []) + list(
             Member.objects.unscoped().filter(tenant_id=tenant_id, pk__in=member_ids)

@@ -46,6 +46,10 @@ def to_q(node) -> Q:
     if isinstance(node, E.Match):
         values = [_from_index_category(field, value) for value in node.values]
         return Q(**{f"{field.path}__in": values})
+    return _range_q(field, node)
+
+
+def _range_q(field: F.Field, node: E.Range) -> Q:
     q = Q(**{f"{field.path}__isnull": False})
     if node.low is not None:
         q &= Q(**{f"{field.path}__gte": _from_index_number(field, node.low)})
@@ -55,4 +59,7 @@ def to_q(node) -> Q:
             q &= Q(**{f"{field.path}__lt": _from_index_number(field, node.high + 1)})
         else:
             q &= Q(**{f"{field.path}__lte": _from_index_number(field, node.high)})
+    if field.null_as is not None and (node.low is None or node.low <= field.null_as) and (
+            node.high is None or field.null_as <= node.high):
+        q |= Q(**{f"{field.path}__isnull": True})
     return q
