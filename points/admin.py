@@ -82,3 +82,5 @@ class PointsPolicyAdmin(TenantScopedAdmin):
             saved = policy_update(actor=actor_for_write(request, tenant), changes=changes)
         adopt(obj, saved)
 
+
+from points import admin_mall  # noqa: E402, F401

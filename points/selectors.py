@@ -3,6 +3,7 @@ outstanding liability, and the drift check."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
@@ -152,3 +153,79 @@ def member_levels(*, member_id: int) -> list:
 def member_level_codes(*, member_id: int) -> set[str]:
     """Codes of the member's current levels, for tier-restricted offers."""
     return {level.code for level in member_levels(member_id=member_id)}
+
+
+HISTORY_SHOWN = 20
+DEFAULT_BENEFITS = {
+    "discount_percent": 100, "points_multiplier": Decimal(1), "birthday_points": 0,
+    "birthday_coupon": "", "free_shipping": False, "exclusive_coupons": [],
+    "lottery_weight": 1, "priority_service": False,
+}  # fmt: skip
+
+
+def _brief(level) -> dict | None:
+    return None if level is None else {"id": level.pk, "code": level.code, "name": level.name,
+                                       "rank": level.rank}
+
+
+def member_standings(*, member_id: int, now: datetime | None = None) -> list[dict]:
+    """The member's standing in every active programme: level, qualifying value, what the
+    next level needs, review dates, override, and the latest changes."""
+    from points.models import MemberTier, TierChange, TierLevel, TierProgram
+    from points.services.growth import qualifying_values
+
+    now = now or timezone.now()
+    standings = {s.program_id: s for s in MemberTier.objects.filter(member_id=member_id)
+                 .select_related("level")}
+    result = []
+    for program in TierProgram.objects.filter(is_active=True).order_by("brand_id", "pk"):
+        levels = list(TierLevel.objects.filter(program=program).order_by("rank"))
+        standing = standings.get(program.pk) or MemberTier(program=program, member_id=member_id)
+        value = qualifying_values(program=program, member_ids=[member_id],
+                                  now=now).get(member_id, 0)
+        rank = standing.level.rank if standing.level else 0
+        following = next((level for level in levels if level.rank > rank), None)
+        history = TierChange.objects.filter(member_id=member_id, program=program).select_related(
+            "from_level", "to_level").order_by("-created_at", "-id")[:HISTORY_SHOWN]
+        result.append({
+            "program": program, "level": _brief(standing.level),
+            "growth_total": standing.growth_total, "qualifying_value": value,
+            "next_level": _brief(following),
+            "to_next_level": max(following.threshold - value, 0) if following else None,
+            "achieved_at": standing.achieved_at, "protected_until": standing.protected_until,
+            "next_review_at": standing.next_review_at, "is_override": standing.is_override,
+            "override_reason": standing.override_reason,
+            "override_until": standing.override_until,
+            "history": [{"kind": c.kind, "from_level": _brief(c.from_level),
+                         "to_level": _brief(c.to_level), "qualifying_value": c.qualifying_value,
+                         "reason": c.reason, "operator": c.operator,
+                         "created_at": c.created_at} for c in history],
+        })
+    return result
+
+
+def member_benefits(*, member_id: int) -> dict:
+    """The benefits of the member's level in each active programme, and those of the
+    tenant-wide programme (or the defaults, without a level) as the headline."""
+    from points.models import TierProgram
+
+    levels = {level.program_id: level for level in member_levels(member_id=member_id)}
+    programs = []
+    for program in TierProgram.objects.filter(is_active=True).select_related("brand").order_by(
+            "brand_id", "pk"):
+        level = levels.get(program.pk)
+        programs.append({
+            "program": program.pk, "program_name": program.name,
+            "brand": program.brand.code if program.brand else None, "level": _brief(level),
+            "benefits": _benefits(level),
+        })
+    headline = next((p for p in programs if p["brand"] is None), None)
+    return {"member": member_id, "level": headline["level"] if headline else None,
+            "benefits": headline["benefits"] if headline else dict(DEFAULT_BENEFITS),
+            "programs": programs}
+
+
+def _benefits(level) -> dict:
+    if level is None:
+        return dict(DEFAULT_BENEFITS)
+    return {name: getattr(level, name) for name in DEFAULT_BENEFITS}

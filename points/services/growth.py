@@ -106,7 +106,8 @@ class _Move:
 
 
 def _decide(*, program: TierProgram, levels: list[TierLevel], standing: MemberTier, value: int,
-            now: datetime, review: bool, protected: bool) -> TierLevel | None | bool:
+            now: datetime, review: bool, protected: bool,
+            stepwise: bool = True) -> TierLevel | None | bool:
     """The level the member should move to, or False to stay."""
     if standing.is_override:
         return False
@@ -117,15 +118,16 @@ def _decide(*, program: TierProgram, levels: list[TierLevel], standing: MemberTi
         return target
     if not review or target_rank == current_rank or protected:
         return False
-    steps = program.max_downgrade_steps
+    steps = program.max_downgrade_steps if stepwise else 0
     rank = max(target_rank, current_rank - steps) if steps else target_rank
     return next((level for level in levels if level.rank == rank), None)
 
 
 def _evaluate(*, program: TierProgram, levels: list[TierLevel], standing: MemberTier,
               value: int, now: datetime, review: bool, reason: str) -> _Move | None:
-    """Decide and apply (to ``standing``, unsaved) the member's move, if any.  A review, or
-    the end of a manual override, may move them down; anything may move them up."""
+    """Decide and apply (to ``standing``, unsaved) the member's move, if any.  A review may
+    move them down (step by step, as the programme says); the end of a manual override puts
+    them straight on the level they qualify for; anything may move them up."""
     override_over = standing.is_override and standing.override_until is not None \
         and standing.override_until <= now
     if override_over:
@@ -135,7 +137,8 @@ def _evaluate(*, program: TierProgram, levels: list[TierLevel], standing: Member
     protected = not override_over and standing.protected_until is not None \
         and standing.protected_until > now
     decided = _decide(program=program, levels=levels, standing=standing, value=value, now=now,
-                      review=review or override_over, protected=protected)
+                      review=review or override_over, protected=protected,
+                      stepwise=not override_over)
     if decided is False:
         return None
     old = next((level for level in levels if level.pk == standing.level_id), None)

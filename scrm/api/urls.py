@@ -75,3 +75,36 @@ urlpatterns += [
     path("points/liability/", points.PointsLiabilityApi.as_view(), name="points-liability"),
 ]
 
+# The points mall (积分商城) and flash sales (积分秒杀).
+from points.api import mall  # noqa: E402
+
+urlpatterns += [
+    path("mall/items/", mall.MallItemListCreateApi.as_view(), name="mall-items"),
+    path("mall/items/<int:item_id>/", mall.MallItemDetailApi.as_view(), name="mall-item"),
+    path("mall/flash-sales/", mall.FlashSaleListCreateApi.as_view(), name="mall-flash-sales"),
+    path("mall/flash-sales/<int:sale_id>/", mall.FlashSaleDetailApi.as_view(),
+         name="mall-flash-sale"),
+    path("mall/redemptions/", mall.MallRedemptionListCreateApi.as_view(),
+         name="mall-redemptions"),
+    path("mall/redemptions/<int:redemption_id>/", mall.MallRedemptionDetailApi.as_view(),
+         name="mall-redemption"),
+    path("mall/redemptions/<int:redemption_id>/fulfil/",
+         mall.MallRedemptionFulfilApi.as_view(), name="mall-redemption-fulfil"),
+    path("mall/redemptions/<int:redemption_id>/cancel/",
+         mall.MallRedemptionCancelApi.as_view(), name="mall-redemption-cancel"),
+]
+
+# Tiers (会员等级) and benefits.
+from points.api import tiers  # noqa: E402
+
+urlpatterns += [
+    path("tiers/programs/", tiers.TierProgramListCreateApi.as_view(), name="tier-programs"),
+    path("tiers/programs/<int:program_id>/", tiers.TierProgramDetailApi.as_view(),
+         name="tier-program"),
+    path("tiers/growth/", tiers.GrowthGrantApi.as_view(), name="tier-growth"),
+    path("members/<int:member_id>/tier/", tiers.MemberTierApi.as_view(), name="member-tier"),
+    path("members/<int:member_id>/tier/override/", tiers.MemberTierOverrideApi.as_view(),
+         name="member-tier-override"),
+    path("members/<int:member_id>/benefits/", tiers.MemberBenefitsApi.as_view(),
+         name="member-benefits"),
+]
