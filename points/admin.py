@@ -83,4 +83,4 @@ class PointsPolicyAdmin(TenantScopedAdmin):
         adopt(obj, saved)
 
 
-from points import admin_mall  # noqa: E402, F401
+from points import admin_mall, admin_tiers  # noqa: E402, F401

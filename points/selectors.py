@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from members.models import Member
@@ -37,8 +37,9 @@ def points_summary(*, member: Member, within_days: int = 30,
         "lifetime_earned": account.lifetime_earned if account else 0,
         "value_fen": balance * policy.point_value_fen,
         "lots": list(lots_live(member=member)[:LOTS_SHOWN]),
-        "expiring": {"within_days": within_days,
-                     **points_expiring(member=member, within_days=within_days, now=now)},
+        "expiring": expiry_schedule(member=member, within_days=within_days, now=now),
+        "expiring_soon": {"within_days": within_days,
+                          **points_expiring(member=member, within_days=within_days, now=now)},
     }
 
 
@@ -57,6 +58,17 @@ def points_expiring(*, within_days: int, member: Member | None = None,
         lots = lots.filter(member_id=member.pk)
     totals = lots.aggregate(points=Sum("remaining"), first=Min("expires_at"))
     return {"points": totals["points"] or 0, "first_expires_at": totals["first"]}
+
+
+def expiry_schedule(*, member: Member, within_days: int,
+                    now: datetime | None = None) -> list[dict]:
+    """The member's points by expiry time, soonest first, for those expiring within
+    ``within_days``: what a reminder or the member's points page lists."""
+    now = now or timezone.now()
+    return list(
+        lots_live(member=member).filter(expires_at__lt=now + timedelta(days=within_days))
+        .values("expires_at").annotate(points=Sum("remaining")).order_by("expires_at")
+    )  # fmt: skip
 
 
 def members_expiring(*, within_days: int, now: datetime | None = None) -> QuerySet:
@@ -94,8 +106,31 @@ def points_liability(*, now: datetime | None = None) -> dict:
         "shortfall_points": accounts["shortfall"] or 0,
         "expiring_30_days": expiring(30),
         "expiring_90_days": expiring(90),
+        "by_tier": _liability_by_tier(policy.point_value_fen),
         "as_of": now,
     }
+
+
+def _liability_by_tier(point_value_fen: int) -> list[dict]:
+    """Outstanding points per level of the tenant-wide programme (members without a level
+    last)."""
+    from points.models import MemberTier, TierLevel, TierProgram
+
+    program = TierProgram.objects.filter(brand__isnull=True, is_active=True).first()
+    if program is None:
+        return []
+    level_of = MemberTier.objects.filter(program=program, member_id=OuterRef("member_id"))
+    rows = {row["level"]: row for row in PointsAccount.objects.filter(balance__gt=0).annotate(
+        level=Subquery(level_of.values("level_id")[:1])).values("level").annotate(
+        points=Sum("balance"), members=Count("id"))}
+    levels = [(level.pk, level.code, level.name)
+              for level in TierLevel.objects.filter(program=program).order_by("-rank")]
+    return [
+        {"level": code, "name": name, "members": rows.get(pk, {}).get("members", 0),
+         "points": rows.get(pk, {}).get("points", 0),
+         "value_fen": rows.get(pk, {}).get("points", 0) * point_value_fen}
+        for pk, code, name in [*levels, (None, None, "无等级")]
+    ]
 
 
 @dataclass(frozen=True)

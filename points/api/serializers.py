@@ -139,6 +139,17 @@ class PointsExpiringOutput(serializers.Serializer):
     first_expires_at = serializers.DateTimeField(allow_null=True)
 
 
+class PointsSummaryQuery(serializers.Serializer):
+    within_days = serializers.IntegerField(required=False, default=30, min_value=1,
+                                           max_value=3650,
+                                           help_text=_("列出多少天内将过期的积分"))
+
+
+class PointsExpiryOutput(serializers.Serializer):
+    expires_at = serializers.DateTimeField()
+    points = serializers.IntegerField()
+
+
 class PointsSummaryOutput(serializers.Serializer):
     member = serializers.IntegerField()
     balance = serializers.IntegerField()
@@ -146,7 +157,8 @@ class PointsSummaryOutput(serializers.Serializer):
     lifetime_earned = serializers.IntegerField()
     value_fen = serializers.IntegerField()
     lots = PointsLotOutput(many=True)
-    expiring = PointsExpiringOutput()
+    expiring = PointsExpiryOutput(many=True, help_text=_("到期时间内将过期的积分，按到期时间"))
+    expiring_soon = PointsExpiringOutput()
 
 
 class PointsCheckInRecordOutput(serializers.Serializer):
@@ -226,6 +238,14 @@ class PointsValueOutput(serializers.Serializer):
     value_fen = serializers.IntegerField()
 
 
+class PointsTierLiabilityOutput(serializers.Serializer):
+    level = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    members = serializers.IntegerField()
+    points = serializers.IntegerField()
+    value_fen = serializers.IntegerField()
+
+
 class PointsLiabilityOutput(serializers.Serializer):
     outstanding_points = serializers.IntegerField()
     outstanding_value_fen = serializers.IntegerField()
@@ -234,4 +254,5 @@ class PointsLiabilityOutput(serializers.Serializer):
     shortfall_points = serializers.IntegerField()
     expiring_30_days = PointsValueOutput()
     expiring_90_days = PointsValueOutput()
+    by_tier = PointsTierLiabilityOutput(many=True)
     as_of = serializers.DateTimeField()

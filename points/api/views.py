@@ -48,9 +48,13 @@ class PointsApiBase(TenantApiView):
 class MemberPointsApi(PointsApiBase):
     required_scopes = {"GET": POINTS_READ}
 
-    @extend_schema(responses=io.PointsSummaryOutput, operation_id="member_points_retrieve")
+    @extend_schema(parameters=[io.PointsSummaryQuery], responses=io.PointsSummaryOutput,
+                   operation_id="member_points_retrieve")
     def get(self, request, member_id: int):
-        summary = selectors.points_summary(member=self.get_member(member_id))
+        query = io.PointsSummaryQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        summary = selectors.points_summary(member=self.get_member(member_id),
+                                           within_days=query.validated_data["within_days"])
         return Response(io.PointsSummaryOutput(summary).data)
 
 

@@ -5,7 +5,9 @@ import pytest
 from django.test import Client
 
 from points.models import PointsPolicy
+from points.services.growth import member_tier_override
 from points.services.policy import policy_get
+from points.services.tiers import tier_program_save
 from scrm.access import POINTS_READ, POINTS_WRITE
 from scrm.models import AuditEntry, Role
 from scrm.tenancy import tenant_scope
@@ -149,8 +151,11 @@ def test_the_member_view_shows_balance_lots_and_what_expires_soon(api_client, me
         "member": member.pk, "balance": 90, "shortfall": 0, "lifetime_earned": 100,
         "value_fen": 90}
     assert [(lot["earned"], lot["remaining"]) for lot in body["lots"]] == [(40, 30), (60, 60)]
-    assert (body["expiring"]["within_days"], body["expiring"]["points"]) == (30, 30)
-    assert body["expiring"]["first_expires_at"] == body["lots"][0]["expires_at"]
+    assert body["expiring"] == [{"expires_at": body["lots"][0]["expires_at"], "points": 30}]
+    assert (body["expiring_soon"]["within_days"], body["expiring_soon"]["points"]) == (30, 30)
+    assert body["expiring_soon"]["first_expires_at"] == body["lots"][0]["expires_at"]
+    later = api_client.get(points_url(member.pk), {"within_days": 365}).json()["expiring"]
+    assert [row["points"] for row in later] == [30, 60]
 
 
 def test_the_ledger_pages_newest_first(api_client, member, django_assert_max_num_queries):
@@ -251,6 +256,11 @@ def test_the_liability_counts_outstanding_points_and_their_value(tenant, api_cli
         points_earn(actor=actor, member=member, points=50, reason="b", expires_at=days(60))
         points_earn(actor=actor, member=other_member, points=30, reason="c",
                     expires_at=days(200))
+        program = tier_program_save(actor=actor, changes={"name": "会员"}, levels=[
+            {"code": "silver", "name": "银卡", "threshold": 0},
+            {"code": "gold", "name": "金卡", "threshold": 10000}])
+        member_tier_override(actor=actor, program=program, member=member,
+                             level=program.levels.get(code="gold"), reason="测试")
 
     body = api_client.get(LIABILITY).json()
 
@@ -258,7 +268,11 @@ def test_the_liability_counts_outstanding_points_and_their_value(tenant, api_cli
         "outstanding_points": 180, "outstanding_value_fen": 360, "point_value_fen": 2,
         "members_with_points": 2, "shortfall_points": 0,
         "expiring_30_days": {"points": 100, "value_fen": 200},
-        "expiring_90_days": {"points": 150, "value_fen": 300}, "as_of": None}
+        "expiring_90_days": {"points": 150, "value_fen": 300}, "as_of": None,
+        "by_tier": [
+            {"level": "gold", "name": "金卡", "members": 1, "points": 150, "value_fen": 300},
+            {"level": "silver", "name": "银卡", "members": 0, "points": 0, "value_fen": 0},
+            {"level": None, "name": "无等级", "members": 1, "points": 30, "value_fen": 60}]}
 
 
 def test_guides_see_their_own_customers_points_only(tenant, store, api_client, actor):
