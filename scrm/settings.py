@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "scrm",
     "members",
@@ -144,13 +145,18 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "私域 SCRM API",
     "DESCRIPTION": (
-        "REST API for partner systems: members (OneID), orders and refunds. "
+        "REST API for partner systems: members (OneID), orders and refunds, tags and "
+        "audiences, points, tiers and the points mall. "
         "Authenticate with `Authorization: Bearer <api key>`. Every POST accepts an "
         "`Idempotency-Key` header."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
