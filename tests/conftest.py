@@ -11,6 +11,16 @@ def _fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_audience_cache():
+    """The audience index caches bitmaps by (row id, version).  SQLite reuses the ids of
+    rows a rolled-back test wrote, so each test starts with an empty cache."""
+    from tags.audience import index
+
+    index._bitmaps.clear()
+    index._payloads.clear()
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme", name="酒厂")

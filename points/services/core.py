@@ -11,6 +11,7 @@ key raises ``KeyTaken``; ``run_idempotent`` rolls the attempt back and replays t
 holds the key (or refuses when it was written for a different request).
 """
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,9 +83,37 @@ def require_positive(points: int) -> None:
 
 
 def sql(query: str, params: dict[str, Any] | list[Any]) -> list[tuple]:
+    if not is_postgres():
+        query, params = _portable(query, params)
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return cursor.fetchall() if cursor.description else []
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+ANY_PARAM = re.compile(r"= ANY\(%\((\w+)\)s\)")
+
+
+def _portable(query: str, params: dict[str, Any] | list[Any]):
+    """This module's statements as SQLite (the quick start) runs them: no row locks (SQLite
+    runs one writing transaction at a time), the idempotency constraint named by its
+    columns, arrays expanded into IN lists.  The statements SQLite cannot run at all
+    (data-modifying CTEs) have their own paths."""
+    query = re.sub(r"\bFOR (UPDATE|KEY SHARE)\b", "", query).replace("now()", "CURRENT_TIMESTAMP")
+    query = query.replace("ON CONFLICT ON CONSTRAINT points_entry_idem_uniq",
+                          "ON CONFLICT (tenant_id, idempotency_key)")
+    if isinstance(params, dict):
+        params = dict(params)
+        for name in ANY_PARAM.findall(query):
+            values = list(params.pop(name) or [])
+            names = [f"{name}_{i}" for i in range(len(values))]
+            params.update(zip(names, values, strict=True))
+            placeholders = ", ".join(f"%({n})s" for n in names) or "NULL"
+            query = query.replace(f"= ANY(%({name})s)", f"IN ({placeholders})")
+    return query, params
 
 
 # Members and merges
@@ -156,6 +185,8 @@ def account_credit_fast(*, tenant_id: int, member_id: int, points: int, lifetime
                         now: datetime) -> int | None:
     """``balance += points`` on an open account that owes nothing; the new balance, or None
     when the slow path must decide (no account yet, a shortfall, or a merged account)."""
+    if not is_postgres():
+        return None  # the fast path's entry-and-lot statement is PostgreSQL's
     rows = sql(CREDIT_SQL, {"points": points, "lifetime": lifetime, "now": now,
                             "tenant": tenant_id, "member": member_id})
     return rows[0][0] if rows else None
@@ -353,14 +384,35 @@ RETURNING points
 
 def lots_consume(*, entry: PointsEntry, points: int, preferred: Iterable[int] = ()) -> None:
     """Take ``points`` from the member's live lots, oldest expiry first, recording each use."""
-    rows = sql(CONSUME_SQL, {
-        "tenant": entry.tenant_id, "member": entry.member_id, "entry": entry.pk,
-        "points": points, "preferred": list(preferred),
-    })  # fmt: skip
-    taken = sum(row[0] for row in rows)
+    if is_postgres():
+        rows = sql(CONSUME_SQL, {
+            "tenant": entry.tenant_id, "member": entry.member_id, "entry": entry.pk,
+            "points": points, "preferred": list(preferred),
+        })  # fmt: skip
+        taken = sum(row[0] for row in rows)
+    else:
+        taken = _lots_consume_portable(entry=entry, points=points, preferred=set(preferred))
     if taken != points:
         raise LedgerError(
             f"member {entry.member_id}: lots hold {taken} of the {points} points to take")
+
+
+def _lots_consume_portable(*, entry: PointsEntry, points: int, preferred: set[int]) -> int:
+    """CONSUME_SQL, one lot at a time."""
+    lots = sorted(PointsLot.objects.filter(member_id=entry.member_id,
+                                           status=PointsLot.Status.ACTIVE, remaining__gt=0),
+                  key=lambda lot: (lot.source_entry_id not in preferred, lot.expires_at, lot.id))
+    taken, uses = 0, []
+    for lot in lots:
+        if taken == points:
+            break
+        used = min(lot.remaining, points - taken)
+        PointsLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - used)
+        uses.append(PointsLotUse(tenant_id=entry.tenant_id, entry_id=entry.pk, lot_id=lot.pk,
+                                 points=used))
+        taken += used
+    PointsLotUse.objects.bulk_create(uses)
+    return taken
 
 
 def lots_due_exist(*, tenant_id: int, member_id: int, now: datetime) -> bool:

@@ -13,7 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from points.services.core import ACCOUNT, ENTRY, LOT, LedgerError, balance_changed, sql
+from points.models import EntryKind, PointsAccount, PointsEntry, PointsLot
+from points.services.core import (
+    ACCOUNT,
+    ENTRY,
+    LOT,
+    LedgerError,
+    balance_changed,
+    is_postgres,
+    sql,
+)
 from scrm.tenancy import require_tenant_id
 
 BATCH_SIZE = 20_000
@@ -93,6 +102,9 @@ def points_expire(*, now: datetime | None = None, member_ids: list[int] | None =
     expired once."""
     tenant_id = require_tenant_id()
     now = now or timezone.now()
+    if not is_postgres():
+        return _expire_portable(tenant_id=tenant_id, now=now, member_ids=member_ids,
+                                shard=shard)
     after: tuple[datetime, int] = (datetime.min.replace(tzinfo=now.tzinfo), 0)
     lots_total = points_total = 0
     while True:
@@ -130,3 +142,30 @@ def _batch(*, tenant_id: int, now: datetime, after: tuple[datetime, int],
             raise LedgerError(f"{emptied - written} lots already had expire entries")
         balance_changed(tenant_id=tenant_id, member_ids=members)
     return written, int(points), last, len(due) == batch_size
+
+
+@transaction.atomic
+def _expire_portable(*, tenant_id: int, now: datetime, member_ids: list[int] | None,
+                     shard: tuple[int, int]) -> tuple[int, int]:
+    """EXPIRE_SQL one lot at a time, for SQLite (the quick start)."""
+    lots = PointsLot.objects.filter(status=PointsLot.Status.ACTIVE, remaining__gt=0,
+                                    expires_at__lte=now).order_by("expires_at", "id")
+    if member_ids is not None:
+        lots = lots.filter(member_id__in=member_ids)
+    expired = points = 0
+    for lot in lots:
+        if lot.member_id % shard[1] != shard[0]:
+            continue
+        account = PointsAccount.objects.get(member_id=lot.member_id)
+        balance = account.balance - lot.remaining
+        PointsEntry.objects.create(
+            tenant_id=tenant_id, member_id=lot.member_id, kind=EntryKind.EXPIRE,
+            points=-lot.remaining, balance_after=balance, reason=_("积分过期"), ref_type="lot",
+            ref_id=str(lot.pk), operator="system", idempotency_key=f"expire:{lot.pk}",
+            created_at=timezone.now())
+        PointsAccount.objects.filter(pk=account.pk).update(balance=balance,
+                                                           updated_at=timezone.now())
+        PointsLot.objects.filter(pk=lot.pk).update(remaining=0, status=PointsLot.Status.EXPIRED)
+        balance_changed(tenant_id=tenant_id, member_ids=[lot.member_id])
+        expired, points = expired + 1, points + lot.remaining
+    return expired, points

@@ -62,6 +62,7 @@ def test_an_unknown_tenant_is_an_error(db):
         call_command("check_ledger", "--tenant", "nobody")
 
 
+@pytest.mark.postgres
 def test_ledger_entries_cannot_be_changed_or_deleted(tenant, books):
     with tenant_scope(tenant):
         entry = PointsEntry.objects.first()
