@@ -71,6 +71,7 @@ def _changes(form, names: tuple[str, ...]) -> dict[str, Any]:
 @admin.register(MallItem)
 class MallItemAdmin(TenantScopedAdmin):
     form = MallItemForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     view_scope = POINTS_READ
     add_scope = change_scope = POINTS_MANAGE
     list_display = ("name", "kind", "points", "cash_fen", "stock", "sold", "per_member_limit",

@@ -3,6 +3,7 @@
 from django.dispatch import receiver
 
 from members import signals
+from points.models import MallRedemption
 from scrm.tenancy import tenant_scope
 
 
@@ -17,6 +18,9 @@ def move_member_points(sender, tenant_id: int, survivor_id: int, merged_id: int,
         moved["points"] = points_merge(tenant_id=tenant_id, survivor_id=survivor_id,
                                        merged_id=merged_id, operator="system")
         moved["tiers"] = tiers_merge(survivor_id=survivor_id, merged_id=merged_id)
+        # The survivor's per-member mall limits count the loser's redemptions too.
+        moved["mall_redemptions"] = MallRedemption.objects.filter(member_id=merged_id).update(
+            member_id=survivor_id)
 
 
 # These run after the change committed (the request's tenant context may be gone): the

@@ -182,6 +182,8 @@ class MallRedemptionOutput(serializers.Serializer):
 
 
 class MallRedeemOutput(MallRedemptionOutput):
+    """What a redemption answers with (its schema; the view adds the balance)."""
+
     balance = serializers.IntegerField(help_text=gettext_lazy("会员当前积分余额"))
 
 
@@ -364,9 +366,9 @@ class MallRedemptionListCreateApi(MallRedemptionApiBase):
             actor=self.actor, member=member, item=item, quantity=values["quantity"],
             flash_sale=sale, address=values["address"], payment_ref=values["payment_ref"],
             idempotency_key=ledger_key(request))  # fmt: skip
-        body = MallRedeemOutput(result.redemption,
-                                context={"show_address": _shows_address(self.actor)}).data
-        body["balance"] = result.balance
+        context = {"show_address": _shows_address(self.actor)}
+        body = {**MallRedemptionOutput(result.redemption, context=context).data,
+                "balance": result.balance}
         return Response(body, status=status.HTTP_200_OK if result.replayed
                         else status.HTTP_201_CREATED)
 

@@ -1,15 +1,18 @@
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
 from scrm.models import Role
+from scrm.tenancy import tenant_scope
 
 LOGIN_URL = "http://127.0.0.1:8000/admin/"
 
 
 class Command(BaseCommand):
     help = ("Create the demo tenant 'demo': stores, a login for every role, 2,000 members, "
-            "8,000 orders and an API key.  Does nothing when it exists.")
+            "8,000 orders, tiers, points, a points mall and an API key.  Does nothing when "
+            "it exists.")
 
     def add_arguments(self, parser):
         parser.add_argument("--seed", type=int, default=1)
@@ -17,9 +20,14 @@ class Command(BaseCommand):
     def handle(self, *args, seed, verbosity, **options):
         # The demo is a project-level fixture drawing on every app, hence the late imports.
         from members.generator import demo
+        from points.demo import loyalty_demo_seed
 
         started = time.perf_counter()
-        result = demo.demo_seed(seed=seed, progress=verbosity > 0)
+        with transaction.atomic():
+            result = demo.demo_seed(seed=seed, progress=verbosity > 0)
+            if result.created:
+                with tenant_scope(result.tenant):
+                    loyalty_demo_seed(tenant=result.tenant)
         owner = demo.demo_email(Role.OWNER)
         if not result.created:
             self.stdout.write(f"demo tenant '{demo.DEMO_SLUG}' already exists; nothing to do")
@@ -29,7 +37,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"demo tenant '{demo.DEMO_SLUG}' ({demo.DEMO_NAME}) created in "
             f"{time.perf_counter() - started:.1f}s: {demo.DEMO_STORES} stores, "
-            f"{demo.DEMO_MEMBERS:,} members, {demo.DEMO_ORDERS:,} orders")
+            f"{demo.DEMO_MEMBERS:,} members, {demo.DEMO_ORDERS:,} orders, a tier programme, "
+            f"points and a points mall")
         self.stdout.write(f"login: {LOGIN_URL}")
         password = demo.DEMO_PASSWORD if result.owner_password else "(unchanged: login existed)"
         self.stdout.write(f"owner: {owner}  password: {password}")
