@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class IntegrationsConfig(AppConfig):
     name = "integrations"
+    verbose_name = _("微信与企业微信")
+
+    def ready(self) -> None:
+        from integrations import audience
+
+        audience.register()

@@ -24,15 +24,25 @@ def order_visible(*, actor: Actor) -> QuerySet[Order]:
     return queryset
 
 
+def member_relations() -> list[Prefetch]:
+    """What a member's answer shows besides its own row: ``identity_list`` (in id order) and
+    ``stats_list``."""
+    return [
+        Prefetch(
+            "identities", queryset=MemberIdentity.objects.order_by("id"), to_attr="identity_list"
+        ),
+        Prefetch("stats", queryset=MemberStats.objects.all(), to_attr="stats_list"),
+    ]
+
+
+def member_stats_list(*, member: Member) -> list[MemberStats]:
+    return list(MemberStats.objects.filter(member_id=member.pk))
+
+
 def member_list(*, actor: Actor, filters: dict | None = None) -> QuerySet[Member]:
     filters = filters or {}
     queryset = (
-        member_visible(actor=actor)
-        .select_related("store")
-        .prefetch_related(
-            Prefetch("identities", queryset=MemberIdentity.objects.order_by("id")),
-            Prefetch("stats", queryset=MemberStats.objects.all()),
-        )
+        member_visible(actor=actor).select_related("store").prefetch_related(*member_relations())
     )
     if filters.get("identity_kind") and filters.get("identity_value"):
         identity = normalize_identity(

@@ -305,7 +305,7 @@ class TenantAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if change:
-            obj.save()
+            services.tenant_update(tenant=obj)
             return
         tenant, _owner, password = services.tenant_create(
             slug=form.cleaned_data["slug"],
@@ -319,6 +319,12 @@ class TenantAdmin(TenantScopedAdmin):
                 _("已为 %(email)s 创建登录账号，初始密码（只显示这一次）：%(password)s")
                 % {"email": form.cleaned_data["owner_email"], "password": password},
             )
+
+    def delete_model(self, request, obj) -> None:
+        services.tenants_delete(tenants=[obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.tenants_delete(tenants=list(queryset))
 
 
 @admin.register(Brand)
@@ -502,6 +508,12 @@ class ApiKeyAdmin(TenantScopedAdmin):
             request,
             _("请立即复制 API 密钥，它只显示这一次：%(secret)s") % {"secret": secret},
         )
+
+    def delete_model(self, request, obj) -> None:
+        services.api_keys_delete(api_keys=[obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.api_keys_delete(api_keys=list(queryset))
 
     @admin.action(description=_("吊销所选密钥"), permissions=["change"])
     def revoke(self, request, queryset) -> None:

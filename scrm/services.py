@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from scrm import access
 from scrm.models import ApiKey, Brand, Role, StaffMembership, Store, Tenant
+from scrm.selectors import api_keys_forget
 from scrm.tenancy import tenant_scope
 
 
@@ -66,3 +67,26 @@ def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None
 def api_key_revoke(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now())
+    api_keys_forget(prefixes=[api_key.prefix])
+
+
+def api_keys_delete(*, api_keys: list[ApiKey]) -> None:
+    ApiKey.objects.filter(pk__in=[api_key.pk for api_key in api_keys]).delete()
+    api_keys_forget(prefixes=[api_key.prefix for api_key in api_keys])
+
+
+def tenant_update(*, tenant: Tenant) -> None:
+    """Save an edited tenant; its API keys are looked up afresh (it may be switched off)."""
+    tenant.save()
+    _tenant_keys_forget(tenants=[tenant])
+
+
+def tenants_delete(*, tenants: list[Tenant]) -> None:
+    _tenant_keys_forget(tenants=tenants)
+    for tenant in tenants:
+        tenant.delete()
+
+
+def _tenant_keys_forget(*, tenants: list[Tenant]) -> None:
+    prefixes = ApiKey.objects.filter(tenant__in=tenants).values_list("prefix", flat=True)
+    api_keys_forget(prefixes=list(prefixes))

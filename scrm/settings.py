@@ -157,6 +157,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelCodeKindEnum": "integrations.models.channels.ChannelCode.Kind",
+        "LossAlertKindEnum": "integrations.models.callbacks.LossAlert.Kind",
+    },
 }
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -172,6 +176,22 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=7 * 24)
+
+# WeChat and WeCom.  Empty base URLs: the real platforms.  The sandbox (python -m
+# integrations.sandbox serve) serves both on one port: http://127.0.0.1:8800.
+WECHAT_API_BASE_URL = env.str("WECHAT_API_BASE_URL", default="")
+WECOM_API_BASE_URL = env.str("WECOM_API_BASE_URL", default="")
+# Calls per account (OA appid or WeCom corpid) across every worker, and where the counts
+# live (Redis in production, shared by the workers).
+WECHAT_RATE_LIMIT = env.str("WECHAT_RATE_LIMIT", default="200/second")
+WECHAT_RATE_LIMIT_STORAGE = env.str("WECHAT_RATE_LIMIT_STORAGE",
+                                    default=REDIS_URL or "memory://")
+# The public base URL WeChat and WeCom send callbacks to and OAuth redirects back to.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# A customer may receive this many WeCom mass messages per period (WeCom's rule has been
+# "4 per calendar month" and "1 per day"): month or day.
+WECOM_MASS_LIMIT = env.int("WECOM_MASS_LIMIT", default=4)
+WECOM_MASS_PERIOD = env.str("WECOM_MASS_PERIOD", default="month")
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from integrations.wechat import webhooks
 from scrm import views
 
 urlpatterns = [
@@ -9,6 +10,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("switch-tenant/", views.tenant_switch, name="tenant-switch"),
     path("api/v1/", include(("scrm.api.urls", "api"), namespace="api")),
+    path("wechat/mp/<str:appid>/callback/", webhooks.oa_callback, name="wechat-oa-callback"),
+    path("wechat/work/<str:corpid>/callback/", webhooks.wecom_callback,
+         name="wechat-wecom-callback"),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),

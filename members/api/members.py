@@ -12,6 +12,7 @@ from scrm.access import MEMBERS_READ, MEMBERS_WRITE
 from scrm.api.errors import ApplicationError, Conflict
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination
+from scrm.api.serializers import shared
 from scrm.api.views import TenantApiView
 from scrm.models import StaffMembership
 from scrm.tenancy import require_tenant_id
@@ -40,6 +41,17 @@ def profile_from_input(data: dict) -> dict:
 
 def reload(actor, member_id: int):
     return selectors.member_get(actor=actor, member_id=member_id)
+
+
+def upserted(actor, member, outcome: str):
+    """The upserted member as ``member_get`` would load it: the service hands back what it
+    wrote, so only the stats row of a member that existed is read again (after a merge, so
+    much moved that the whole member is)."""
+    if outcome == "merged":
+        return reload(actor, member.pk)
+    if outcome == "updated":
+        member.stats_list = selectors.member_stats_list(member=member)
+    return member
 
 
 class MemberApiBase(TenantApiView):
@@ -144,14 +156,11 @@ class MemberUpsertApi(MemberApiBase):
     )
     @idempotent
     def post(self, request):
-        data = io.MemberUpsertInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = shared(io.MemberUpsertInput).run_validation(request.data)
         member, outcome = services.member_upsert(
-            actor=self.actor,
-            identities=data.validated_data["identities"],
-            profile=profile_from_input(data.validated_data),
+            actor=self.actor, identities=data["identities"], profile=profile_from_input(data)
         )
-        body = io.MemberOutput(reload(self.actor, member.pk)).data
+        body = shared(io.MemberOutput).to_representation(upserted(self.actor, member, outcome))
         body["outcome"] = outcome
         code = status.HTTP_201_CREATED if outcome == "created" else status.HTTP_200_OK
         return Response(body, status=code)

@@ -76,9 +76,11 @@ EMPTY_STATS = {
 
 
 class MemberOutput(serializers.ModelSerializer):
+    """A member loaded with ``selectors.member_relations()``."""
+
     phone = serializers.CharField(source="phone_masked")
     store = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    identities = IdentityOutput(many=True, read_only=True)
+    identities = IdentityOutput(many=True, read_only=True, source="identity_list")
     stats = serializers.SerializerMethodField()
 
     class Meta:
@@ -107,7 +109,7 @@ class MemberOutput(serializers.ModelSerializer):
         ]
 
     def get_stats(self, member) -> StatsOutput:
-        rows = list(member.stats.all())
+        rows = member.stats_list
         return StatsOutput(rows[0]).data if rows else EMPTY_STATS
 
 

@@ -23,7 +23,7 @@ from members import signals
 from members.generator import orders as order_chunks
 from members.generator import pools, rows, worker
 from members.generator.plan import MEMBER_CHUNK, ORDER_CHUNK, Plan, plan_build
-from members.generator.writers import IdReserver, copy_insert, portable_insert
+from members.generator.writers import IdReserver, portable_insert
 from members.models import (
     Member,
     MemberIdentity,
@@ -34,6 +34,7 @@ from members.models import (
     TimelineEvent,
 )
 from members.services.numbers import member_numbers_reset
+from scrm.db.copy import copy_insert
 from scrm.models import Brand, Role, StaffMembership, Store, Tenant
 from scrm.services import tenant_create
 from scrm.tenancy import tenant_scope

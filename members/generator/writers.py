@@ -1,38 +1,13 @@
-"""Getting generated rows into the database.
-
-PostgreSQL refuses ``COPY FROM`` into a table under row-level security, so each chunk is
-copied into a temporary staging table (no policy there) and moved with one
-``INSERT ... SELECT``, which the tenant policy checks once per statement.  Other databases
-(the SQLite quick start) get a plain ``executemany``: bulk_create would overwrite the
-generated ``created_at`` values with "now".
+"""Getting generated rows into the database: ``scrm.db.copy.copy_insert`` on PostgreSQL;
+other databases (the SQLite quick start) get a plain ``executemany`` here, since bulk_create
+would overwrite the generated ``created_at`` values with "now".
 """
 
-import io
 import json
 from collections.abc import Sequence
 
 from django.db import connection
 from django.db.models import Max, Model
-
-COPY_BUFFER = 1 << 20
-
-
-def copy_insert(cursor, *, model: type[Model], columns: Sequence[str], payload: bytes) -> None:
-    if not payload:
-        return
-    table = connection.ops.quote_name(model._meta.db_table)
-    stage = connection.ops.quote_name(f"generator_stage_{model._meta.model_name}")
-    names = ", ".join(connection.ops.quote_name(column) for column in columns)
-    cursor.execute(f"DROP TABLE IF EXISTS {stage}")
-    # Identifiers come from the models; no value is interpolated into these statements.
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {table} "  # noqa: S608
-        f"WITH NO DATA"
-    )
-    cursor.copy_expert(f"COPY {stage} ({names}) FROM STDIN", io.BytesIO(payload),
-                       size=COPY_BUFFER)
-    cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}")  # noqa: S608
-    cursor.execute(f"DROP TABLE {stage}")
 
 
 def portable_insert(cursor, *, model: type[Model], columns: Sequence[str],

@@ -41,6 +41,7 @@ from members.services.orders import (
     order_ingest,
     store_unknown_error,
 )
+from members.services.rows import rows_insert, rows_update
 from members.services.stats import member_stats_refresh
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
@@ -172,80 +173,6 @@ def _created(item: _Item, order_id: int, member_id: int) -> Result:
 
 def _existing(item: _Item, order_id: int, member_id: int) -> Result:
     return {"index": item.index, "status": "existing", "id": order_id, "member": member_id}
-
-
-def rows_insert(
-    model: type[Model], rows: list[dict[str, Any]], *, now: datetime, returning: bool = True
-) -> list[int]:
-    """Insert ``rows`` (field attname -> value) and return their ids, in order.
-
-    Fields a row leaves out take their default (``now`` for auto_now fields).  On PostgreSQL
-    this is one ``INSERT ... SELECT FROM unnest(<an array per column>)``: at a thousand rows,
-    building a model instance per row is most of what ``bulk_create`` costs.  Row-level
-    security applies as to any insert (COPY FROM would not be allowed)."""
-    if not rows:
-        return []
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    given = rows[0].keys()
-    defaults = {
-        f.attname: now
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-        else f.get_default()
-        for f in fields
-        if f.attname not in given
-    }
-    if connection.vendor != "postgresql":
-        created = model.objects.bulk_create([model(**defaults, **row) for row in rows])
-        return [obj.pk for obj in created]
-    columns, arrays = [], []
-    for f in fields:
-        if f.attname in given:
-            values = [row[f.attname] for row in rows]
-        else:
-            values = [defaults[f.attname]] * len(rows)
-        if isinstance(f, JSONField):
-            values = [json.dumps(value, cls=f.encoder) for value in values]
-        columns.append(connection.ops.quote_name(f.column))
-        arrays.append(values)
-    casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    # Names and types come from the model, values travel as parameters.
-    statement = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({casts})"  # noqa: S608
-    with connection.cursor() as cursor:
-        if not returning:
-            cursor.execute(statement, arrays)
-            return []
-        cursor.execute(
-            f"{statement} RETURNING {connection.ops.quote_name(model._meta.pk.column)}", arrays
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def rows_update(model: type[Model], objs: list[Model], fields: Iterable[str]) -> None:
-    """Write ``fields`` of ``objs`` back, like ``bulk_update``: on PostgreSQL as one
-    ``UPDATE ... FROM unnest(...)`` instead of a CASE expression per object."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, list(fields))
-        return
-    pk = model._meta.pk
-    columns = [pk, *(model._meta.get_field(name) for name in fields)]
-    arrays = [[getattr(obj, f.attname) for obj in objs] for f in columns]
-    for position, f in enumerate(columns):
-        if isinstance(f, JSONField):
-            arrays[position] = [json.dumps(value, cls=f.encoder) for value in arrays[position]]
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(f.column) for f in columns)
-    casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in columns)
-    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns[1:])
-    table, key = quote(model._meta.db_table), quote(pk.column)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM unnest({casts}) AS v({names}) "  # noqa: S608
-            f"WHERE {table}.{key} = v.{key}",
-            arrays,
-        )
 
 
 class _Batch:

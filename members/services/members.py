@@ -10,7 +10,7 @@ from members import signals
 from members.identities import Identity, mask_phone, normalize_identities
 from members.models import Gender, IdentityKind, Member, MemberIdentity, MemberMerge, TimelineEvent
 from members.services.numbers import member_numbers_allocate
-from members.services.stats import member_stats_refresh
+from members.services.stats import member_stats_create
 from scrm import crypto
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
@@ -31,10 +31,10 @@ PROFILE_FIELDS = (
 UPSERT_ATTEMPTS = 3
 
 
-def timeline_add(
+def _timeline_event(
     *, member: Member, kind: str, data: dict | None = None, actor: str = "", occurred_at=None
 ) -> TimelineEvent:
-    return TimelineEvent.objects.create(
+    return TimelineEvent(
         tenant_id=member.tenant_id,
         member=member,
         kind=kind,
@@ -44,16 +44,43 @@ def timeline_add(
     )
 
 
-def identities_lookup(identities: Iterable[Identity]) -> list[MemberIdentity]:
+def timeline_add(
+    *, member: Member, kind: str, data: dict | None = None, actor: str = "", occurred_at=None
+) -> TimelineEvent:
+    event = _timeline_event(member=member, kind=kind, data=data, actor=actor,
+                            occurred_at=occurred_at)
+    event.save()
+    return event
+
+
+def _identity_condition(identities: Iterable[Identity]) -> Q:
     condition = Q()
     for identity in identities:
         condition |= Q(kind=identity.kind, app_id=identity.app_id, value=identity.value)
-    return list(MemberIdentity.objects.filter(condition).select_related("member"))
+    return condition
 
 
-def identities_attach(
+def identities_lookup(identities: Iterable[Identity]) -> list[MemberIdentity]:
+    return list(
+        MemberIdentity.objects.filter(_identity_condition(identities)).select_related("member")
+    )
+
+
+def _identities_of_found_members(identities: list[Identity]) -> list[MemberIdentity]:
+    """Every identity of the members that any of ``identities`` points at, in id order, with
+    the member and their store: the lookup and the member's full list in one query."""
+    found = MemberIdentity.objects.filter(_identity_condition(identities)).values("member_id")
+    return list(
+        MemberIdentity.objects.filter(member_id__in=found)
+        .select_related("member__store")
+        .order_by("id")
+    )
+
+
+def _identities_insert(
     *, member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], actor: str
-) -> list[str]:
+) -> tuple[list[MemberIdentity], list[TimelineEvent]]:
+    """The new identities, inserted, and their timeline events, for the caller to insert."""
     added = [
         MemberIdentity(
             tenant_id=member.tenant_id,
@@ -68,14 +95,25 @@ def identities_attach(
         if identity.key not in known
     ]
     MemberIdentity.objects.bulk_create(added)
-    for row in added:
-        timeline_add(
+    events = [
+        _timeline_event(
             member=member,
             kind=TimelineEvent.Kind.IDENTITY_ADDED,
             actor=actor,
             data={"kind": row.kind, "app_id": row.app_id, "display": row.display},
         )
-    return [row.kind for row in added]
+        for row in added
+    ]
+    return added, events
+
+
+def identities_attach(
+    *, member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], actor: str
+) -> list[MemberIdentity]:
+    added, events = _identities_insert(member=member, identities=identities, known=known,
+                                       actor=actor)
+    TimelineEvent.objects.bulk_create(events)
+    return added
 
 
 def _phone_apply(member: Member, phone: str) -> None:
@@ -120,14 +158,17 @@ def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -
     if phone:
         _phone_apply(member, phone)
     member.save()
-    timeline_add(
+    created = _timeline_event(
         member=member,
         kind=TimelineEvent.Kind.CREATED,
         actor=actor.label,
         data={"source_channel": member.source_channel},
     )
-    identities_attach(member=member, identities=identities, known=set(), actor=actor.label)
-    member_stats_refresh(member_ids=[member.pk])  # every member has a stats row
+    added, events = _identities_insert(member=member, identities=identities, known=set(),
+                                       actor=actor.label)
+    TimelineEvent.objects.bulk_create([created, *events])
+    member.stats_list = member_stats_create(members=[member])  # every member has a stats row
+    member.identity_list = added
     transaction.on_commit(
         lambda: signals.member_created.send(
             sender=Member, tenant_id=member.tenant_id, member_id=member.pk
@@ -146,8 +187,11 @@ def _resolve(*, actor: Actor, identities: list[Identity], profile: dict,
              defaults: dict) -> tuple[Member, str]:
     from members.services.merge import member_merge
 
-    rows = identities_lookup(identities)
-    members = sorted({row.member for row in rows}, key=lambda m: (m.created_at, m.pk))
+    owned = _identities_of_found_members(identities)
+    wanted = {identity.key for identity in identities}
+    rows = [row for row in owned if (row.kind, row.app_id, row.value) in wanted]
+    found = {row.member_id: row.member for row in rows}
+    members = sorted(found.values(), key=lambda m: (m.created_at, m.pk))
     if not members:
         member = _member_create(actor=actor, identities=identities,
                                 profile={**defaults, **profile})
@@ -160,12 +204,14 @@ def _resolve(*, actor: Actor, identities: list[Identity], profile: dict,
         outcome = "merged"
     if not _member_visible(actor, survivor):
         raise ApplicationError(_("未找到。"), code="not_found", status_code=404)
-    identities_attach(
+    added = identities_attach(
         member=survivor,
         identities=identities,
         known={(r.kind, r.app_id, r.value) for r in rows},
         actor=actor.label,
     )
+    if outcome == "updated":  # a merge moved identities the list above does not show
+        survivor.identity_list = [r for r in owned if r.member_id == survivor.pk] + added
     if not survivor.phone_hash:
         phone = next((i.plain for i in identities if i.kind == IdentityKind.PHONE), None)
         if phone:
@@ -184,7 +230,8 @@ def member_upsert(
     ``"created" | "updated" | "merged"``.  ``profile`` overwrites; ``defaults`` only fills
     fields the member has no value for (what an order says about its buyer).  A concurrent
     upsert of the same new identity makes one of them retry, and the retry finds the other's
-    member."""
+    member.  A created or updated member comes with its ``identity_list`` (in id order), a
+    created one with its ``stats_list`` too, as ``selectors.member_relations`` load them."""
     normalized = normalize_identities(identities)
     for attempt in range(UPSERT_ATTEMPTS):
         try:
@@ -197,7 +244,7 @@ def member_upsert(
     raise AssertionError("unreachable")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # nothing in here is worth retrying on its own
 def member_update(*, actor: Actor, member: Member, profile: dict[str, Any]) -> Member:
     changed = _profile_apply(member, profile)
     if changed:

@@ -27,10 +27,11 @@ def member_numbers_allocate(*, tenant_id: int, count: int) -> list[int]:
         return list(range(highest + 1, highest + 1 + count))
     sequence = _sequence(tenant_id)
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer")
-        # The sequence name is built from an integer tenant id, never from input.
-        cursor.execute(f"SELECT nextval('{sequence}') FROM generate_series(1, %s)",  # noqa: S608
-                       [count])
+        # One round trip for both statements.  The sequence name is built from an integer
+        # tenant id, never from input.
+        create = f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer"
+        allocate = f"SELECT nextval('{sequence}') FROM generate_series(1, %s)"  # noqa: S608
+        cursor.execute(f"{create}; {allocate}", [count])
         return [row[0] for row in cursor.fetchall()]
 
 

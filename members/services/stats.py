@@ -9,6 +9,17 @@ from members.models import Member, MemberStats, Order
 COUNTED = Q(status__in=[Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED])
 
 
+def member_stats_create(*, members: list[Member]) -> list[MemberStats]:
+    """The stats rows of members created in this transaction: they have no orders yet, so
+    this is what ``member_stats_refresh`` would write, without reading the orders."""
+    rows = MemberStats.objects.bulk_create(
+        [MemberStats(tenant_id=member.tenant_id, member=member) for member in members]
+    )
+    signals.members_changed.send(sender=MemberStats, tenant_id=members[0].tenant_id,
+                                 member_ids=[member.pk for member in members])
+    return rows
+
+
 @transaction.atomic(savepoint=False)  # the locks below need a transaction, not a savepoint
 def member_stats_refresh(*, member_ids: Iterable[int]) -> int:
     """Recompute the stats of ``member_ids`` from their orders, in one upsert.

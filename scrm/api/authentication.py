@@ -1,3 +1,5 @@
+import hmac
+import time
 from datetime import timedelta
 
 from django.db.models import Q
@@ -8,8 +10,12 @@ from rest_framework import authentication, exceptions
 
 from scrm.access import Actor
 from scrm.models import ApiKey
+from scrm.selectors import api_key_active_get
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# When this process last stamped each key (monotonic seconds), so that it writes at most
+# once per resolution instead of asking the database on every request.
+_stamped: dict[str, float] = {}
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -25,26 +31,32 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = secret.split("_")
         if len(parts) < 3 or parts[0] != "sk":
             raise exceptions.AuthenticationFailed(_("API 密钥格式不正确。"))
-        api_key = (
-            ApiKey.objects.select_related("tenant")
-            .filter(prefix=parts[1], revoked_at__isnull=True, tenant__is_active=True)
-            .first()
-        )
-        if api_key is None or api_key.key_hash != ApiKey.hash_secret(secret):
+        api_key = api_key_active_get(prefix=parts[1])
+        if api_key is None or not hmac.compare_digest(
+            api_key.key_hash, ApiKey.hash_secret(secret)
+        ):
             raise exceptions.AuthenticationFailed(_("API 密钥无效或已吊销。"))
-        # Only when the recorded time is a minute old: the update runs inside the request's
-        # transaction, and a row it changes stays locked until commit, which would queue
-        # every concurrent request made with the same key behind this one.
-        now = timezone.now()
-        ApiKey.objects.filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION),
-            pk=api_key.pk,
-        ).update(last_used_at=now)
+        _last_used_stamp(api_key)
         request.actor = Actor.for_api_key(api_key)
         return (None, api_key)
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+def _last_used_stamp(api_key: ApiKey) -> None:
+    # Only when the recorded time is a minute old: the update runs inside the request's
+    # transaction, and a row it changes stays locked until commit, which would queue every
+    # concurrent request made with the same key behind this one.
+    moment = time.monotonic()
+    if moment - _stamped.get(api_key.prefix, -1e9) < LAST_USED_RESOLUTION.total_seconds():
+        return
+    _stamped[api_key.prefix] = moment
+    now = timezone.now()
+    ApiKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION),
+        pk=api_key.pk,
+    ).update(last_used_at=now)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

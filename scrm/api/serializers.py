@@ -1,3 +1,5 @@
+from functools import cache
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -13,6 +15,15 @@ class StrictSerializer(serializers.Serializer):
                     {name: [_("未知字段。")] for name in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)
+
+
+@cache
+def shared(serializer_class: type[serializers.BaseSerializer]) -> serializers.BaseSerializer:
+    """One instance of ``serializer_class`` for the whole process, for ``run_validation`` and
+    ``to_representation`` only, which keep nothing on the instance.  Building a serializer
+    deep-copies all its (nested) fields, which costs more than validating or showing one
+    object with it."""
+    return serializer_class()
 
 
 class JobOutput(serializers.Serializer):

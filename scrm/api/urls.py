@@ -108,3 +108,36 @@ urlpatterns += [
     path("members/<int:member_id>/benefits/", tiers.MemberBenefitsApi.as_view(),
          name="member-benefits"),
 ]
+
+# WeChat and WeCom: connections, syncs, tags, channel codes, transfers, loss alerts.
+from integrations import api as integrations  # noqa: E402
+
+urlpatterns += [
+    path("integrations/oa-apps/", integrations.OAAppListCreateApi.as_view(), name="oa-apps"),
+    path("integrations/oa-apps/<int:app_id>/check/", integrations.OAAppCheckApi.as_view(),
+         name="oa-app-check"),
+    path("integrations/oa-apps/<int:app_id>/sync/", integrations.OAAppSyncApi.as_view(),
+         name="oa-app-sync"),
+    path("integrations/oa-apps/<int:app_id>/tags/pull/", integrations.OAAppTagsPullApi.as_view(),
+         name="oa-app-tags-pull"),
+    path("integrations/wecom-corps/", integrations.WeComCorpListCreateApi.as_view(),
+         name="wecom-corps"),
+    path("integrations/wecom-corps/<int:corp_id>/check/", integrations.WeComCorpCheckApi.as_view(),
+         name="wecom-corp-check"),
+    path("integrations/wecom-corps/<int:corp_id>/sync/", integrations.WeComCorpSyncApi.as_view(),
+         name="wecom-corp-sync"),
+    path("integrations/wecom-corps/<int:corp_id>/tags/pull/",
+         integrations.WeComCorpTagsPullApi.as_view(), name="wecom-corp-tags-pull"),
+    path("integrations/wecom-corps/<int:corp_id>/transfers/", integrations.WeComTransferApi.as_view(),
+         name="wecom-corp-transfers"),
+    path("integrations/channel-codes/", integrations.ChannelCodeListCreateApi.as_view(),
+         name="channel-codes"),
+    path("integrations/channel-codes/<int:code_id>/", integrations.ChannelCodeDetailApi.as_view(),
+         name="channel-code"),
+    path("integrations/loss-alerts/", integrations.LossAlertListApi.as_view(),
+         name="loss-alerts"),
+    path("integrations/loss-alerts/<int:alert_id>/ack/", integrations.LossAlertAckApi.as_view(),
+         name="loss-alert-ack"),
+    path("integrations/callbacks/", integrations.CallbackEventListApi.as_view(),
+         name="callback-events"),
+]

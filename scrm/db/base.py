@@ -4,13 +4,99 @@ Before a cursor runs, the connection's ``scrm.tenant_id`` / ``scrm.rls_bypass`` 
 made to match ``scrm.tenancy``.  Inside a transaction they are set transaction-locally
 (``set_config(..., true)``) so a pooled connection never carries a tenant over; every commit,
 rollback and savepoint rollback forgets what was set, so the next query sets it again.
+
+Inside a transaction the ``set_config`` travels in the same round trip as the cursor's first
+statement (one query string, two statements), so keeping the settings current costs no
+extra round trip.
 """
 
 from typing import Any
 
+import psycopg2
+from django.conf import settings
 from django.db.backends.postgresql import base
 
 from scrm import tenancy
+
+RLS_STATEMENT = (
+    "SELECT set_config('scrm.tenant_id', %s, %s), set_config('scrm.rls_bypass', %s, %s)"
+)
+
+
+class _PendingSettings:
+    """The settings a cursor still has to apply, and where to record that it did."""
+
+    def __init__(self, owner: "DatabaseWrapper", wanted: tuple[str, str], statement: bytes):
+        self.owner = owner
+        self.wanted = wanted
+        self.statement = statement
+
+    def prefix(self, query: str | bytes) -> str | bytes:
+        if isinstance(query, bytes):
+            return self.statement + b"; " + query
+        return f"{self.statement.decode()}; {query}"
+
+    def applied(self) -> None:
+        self.owner._rls_applied = self.wanted
+
+    def lost(self) -> None:
+        # The transaction is aborted and will be rolled back, which forgets the settings
+        # anyway; this keeps the record right should anything run before that.
+        self.owner._rls_applied = None
+
+
+class RlsCursor(psycopg2.extensions.cursor):
+    pending: _PendingSettings | None = None
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return super().execute(query, vars)
+        if not isinstance(query, (str, bytes)):  # e.g. psycopg2.sql.Composed
+            self._apply(pending)
+            return super().execute(query, vars)
+        # The statement is fully literal (no % placeholders), so it joins a query with or
+        # without parameters alike.
+        try:
+            super().execute(pending.prefix(query), vars)
+        except BaseException:
+            pending.lost()
+            raise
+        pending.applied()
+        return None
+
+    def _apply(self, pending: _PendingSettings) -> None:
+        try:
+            super().execute(pending.statement)
+        except BaseException:
+            pending.lost()
+            raise
+        pending.applied()
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._apply(pending)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        self._flush()
+        return super().executemany(query, vars_list)
+
+    def callproc(self, *args: Any, **kwargs: Any) -> Any:
+        self._flush()
+        return super().callproc(*args, **kwargs)
+
+    def copy_expert(self, *args: Any, **kwargs: Any) -> None:
+        self._flush()
+        return super().copy_expert(*args, **kwargs)
+
+    def copy_from(self, *args: Any, **kwargs: Any) -> None:
+        self._flush()
+        return super().copy_from(*args, **kwargs)
+
+    def copy_to(self, *args: Any, **kwargs: Any) -> None:
+        self._flush()
+        return super().copy_to(*args, **kwargs)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -24,16 +110,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def create_cursor(self, name: str | None = None) -> Any:
         wanted = tenancy.rls_settings()
-        if wanted != self._rls_applied:
-            is_local = not self.get_autocommit()
+        if wanted == self._rls_applied:
+            return super().create_cursor(name)
+        is_local = not self.get_autocommit()
+        params = [wanted[0], is_local, wanted[1], is_local]
+        # Outside a transaction a query string of two statements would become one implicit
+        # transaction (CREATE DATABASE, VACUUM ... refuse that), and a server-side cursor
+        # wraps its query in DECLARE: there the settings go first, on their own.
+        if name or not is_local:
             with self.connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('scrm.tenant_id', %s, %s), "
-                    "set_config('scrm.rls_bypass', %s, %s)",
-                    [wanted[0], is_local, wanted[1], is_local],
-                )
+                cursor.execute(RLS_STATEMENT, params)
             self._rls_applied = wanted
-        return super().create_cursor(name)
+            return super().create_cursor(name)
+        cursor = self.connection.cursor(cursor_factory=RlsCursor)
+        cursor.tzinfo_factory = self.tzinfo_factory if settings.USE_TZ else None
+        cursor.pending = _PendingSettings(self, wanted, cursor.mogrify(RLS_STATEMENT, params))
+        return cursor
 
     def _commit(self) -> None:
         self._rls_applied = None

@@ -1,10 +1,9 @@
 from django.db import transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 from pyroaring import BitMap
 
-from members.models import Member, MemberIdentity, MemberStats
-from members.selectors import member_visible
+from members.models import Member
+from members.selectors import member_relations, member_visible
 from scrm.access import Actor
 from scrm.models import Store
 from tags.audience.expressions import Parser
@@ -63,9 +62,7 @@ def segment_page(*, member_nos: BitMap, after: int | None, size: int
     start = member_nos.rank(after) if after is not None else 0
     page = list(member_nos[start:start + size])
     members = {m.member_no: m for m in Member.objects.filter(member_no__in=page)
-               .select_related("store").prefetch_related(
-                   Prefetch("identities", queryset=MemberIdentity.objects.order_by("id")),
-                   Prefetch("stats", queryset=MemberStats.objects.all()))}
+               .select_related("store").prefetch_related(*member_relations())}
     next_after = page[-1] if page and start + size < len(member_nos) else None
     return [members[no] for no in page if no in members], next_after
 

@@ -124,9 +124,10 @@ def _apply_orm(tag: Tag, action: str, member_nos: list[int], actor: str,
 
 
 def tag_apply_chunk(*, tag: Tag, action: str, member_nos: list[int], actor: str,
-                    source: str) -> int:
+                    source: str, timeline: bool = True) -> int:
     """Add or remove ``tag`` for one chunk of members, in the caller's transaction; returns
-    how many members changed.  Idempotent: re-running a chunk changes nothing."""
+    how many members changed.  Idempotent: re-running a chunk changes nothing.  System tags
+    that mirror another record (an OA follow) may leave the timeline to that record."""
     apply = _apply_postgres if connection.vendor == "postgresql" else _apply_orm
     changed = apply(tag, action, list(member_nos), actor, source)
     numbers = BitMap(changed)
@@ -136,8 +137,9 @@ def tag_apply_chunk(*, tag: Tag, action: str, member_nos: list[int], actor: str,
         delta = len(changed) if action == ADD else -len(changed)
         Tag.objects.filter(pk=tag.pk).update(
             member_count=Greatest(F("member_count") + delta, 0))
-        _timeline(list(changed.values()), tag, "tag.added" if action == ADD else "tag.removed",
-                  actor, source)
+        if timeline:
+            _timeline(list(changed.values()), tag,
+                      "tag.added" if action == ADD else "tag.removed", actor, source)
     return len(changed)
 
 

@@ -1,0 +1,108 @@
+"""Many rows into a tenant table at once: PostgreSQL's COPY into a temporary staging table
+(COPY refuses tables under row-level security) and one ``INSERT ... SELECT``, which the
+tenant policy checks once per statement; ``executemany`` elsewhere (the SQLite quick start).
+"""
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+COPY_BUFFER = 1 << 20
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, int | float | Decimal):
+        return str(value)
+    return str(value).translate(_ESCAPES)
+
+
+def copy_payload(rows: Iterable[Sequence[Any]]) -> bytes:
+    return "".join("\t".join(map(copy_text, row)) + "\n" for row in rows).encode()
+
+
+def copy_insert(cursor, *, model: type[Model], columns: Sequence[str], payload: bytes,
+                on_conflict: str = "") -> int:
+    """COPY ``payload`` (text format) into ``model``'s table; returns the rows inserted."""
+    if not payload:
+        return 0
+    table = connection.ops.quote_name(model._meta.db_table)
+    stage = connection.ops.quote_name(f"stage_{model._meta.model_name}")
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    cursor.execute(f"DROP TABLE IF EXISTS {stage}")
+    # Identifiers come from the models; no value is interpolated into these statements.
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {table} "  # noqa: S608
+        f"WITH NO DATA"
+    )
+    cursor.copy_expert(f"COPY {stage} ({names}) FROM STDIN", io.BytesIO(payload),
+                       size=COPY_BUFFER)
+    cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "  # noqa: S608
+                   f"{on_conflict}")
+    inserted = cursor.rowcount
+    cursor.execute(f"DROP TABLE {stage}")
+    return inserted
+
+
+def rows_insert(*, model: type[Model], columns: Sequence[str], rows: list[Sequence[Any]],
+                ignore_conflicts: bool = False) -> None:
+    """Insert ``rows`` (Python values, in ``columns`` order) in one go."""
+    if not rows:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            copy_insert(cursor, model=model, columns=columns, payload=copy_payload(rows),
+                        on_conflict="ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+            return
+        fields = {field.column: field for field in model._meta.concrete_fields}
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(column) for column in columns)
+        verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+        cursor.executemany(
+            f"{verb} INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",  # noqa: S608
+            [[fields[column].get_db_prep_value(value, connection)
+              for column, value in zip(columns, row, strict=True)] for row in rows])
+
+
+def rows_upsert(*, model: type[Model], columns: Sequence[str], rows: list[Sequence[Any]],
+                conflict: Sequence[str], update: Sequence[str],
+                touch: Sequence[str] = ()) -> None:
+    """Insert ``rows``; where one exists (by the ``conflict`` columns), update its ``update``
+    columns, and its ``touch`` columns (a "synced at"), but only when one of the ``update``
+    columns differs: an unchanged row is not rewritten.  Rows must not repeat a key."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    assignments = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in (*update, *touch))
+    changed = " OR ".join(f"{table}.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}"
+                          for c in update)
+    clause = (f"ON CONFLICT ({', '.join(map(quote, conflict))}) "
+              f"DO UPDATE SET {assignments} WHERE {changed}")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            copy_insert(cursor, model=model, columns=columns, payload=copy_payload(rows),
+                        on_conflict=clause)
+            return
+        fields = {field.column: field for field in model._meta.concrete_fields}
+        names = ", ".join(quote(column) for column in columns)
+        cursor.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+            f"{clause.replace('EXCLUDED.', 'excluded.')}",
+            [[fields[column].get_db_prep_value(value, connection)
+              for column, value in zip(columns, row, strict=True)] for row in rows])

@@ -1,0 +1,38 @@
+from django.core.cache import cache
+
+from scrm.models import ApiKey
+
+# Every API request looks its key up; the shared cache (Redis) answers instead of the
+# database.  Revoking or deleting a key, or changing its tenant in the admin, replaces the
+# entry with a tombstone at once, so this bound only covers changes made outside those
+# services (a tenant switched off in the database).
+API_KEY_CACHE_SECONDS = 60
+_TOMBSTONE = "forgotten"
+
+
+def _api_key_cache_key(prefix: str) -> str:
+    return f"api_key:{prefix}"
+
+
+def api_key_active_get(*, prefix: str) -> ApiKey | None:
+    """The unrevoked key with ``prefix`` of an active tenant, with its tenant."""
+    cache_key = _api_key_cache_key(prefix)
+    cached = cache.get(cache_key)
+    if isinstance(cached, ApiKey):
+        return cached
+    api_key = (
+        ApiKey.objects.select_related("tenant")
+        .filter(prefix=prefix, revoked_at__isnull=True, tenant__is_active=True)
+        .first()
+    )
+    # ``add`` never overwrites a tombstone: a lookup that read the key just before it was
+    # revoked cannot put the stale row back.
+    if api_key is not None and cached is None:
+        cache.add(cache_key, api_key, API_KEY_CACHE_SECONDS)
+    return api_key
+
+
+def api_keys_forget(*, prefixes: list[str]) -> None:
+    cache.set_many(
+        {_api_key_cache_key(prefix): _TOMBSTONE for prefix in prefixes}, API_KEY_CACHE_SECONDS
+    )
