@@ -174,8 +174,9 @@ class WeComCorpSyncApi(_ConnectionApi):
     def get(self, request, corp_id: int):
         from scrm.models import Job
 
-        job = Job.objects.filter(kind=wecom.JOB_KIND, params__corp_id=corp_id).order_by("-pk").first()
         self.get_connection(corp_id)
+        job = Job.objects.filter(kind=wecom.JOB_KIND,
+                                 params__corp_id=corp_id).order_by("-pk").first()
         return Response({"job": JobOutput(job).data if job else None})
 
     @extend_schema(request=None, responses={202: SyncOutput}, operation_id="wecom_corp_sync")

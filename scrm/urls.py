@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from integrations.wechat import webhooks
+from integrations.wechat import oauth, webhooks
 from scrm import views
 
 urlpatterns = [
@@ -13,6 +13,12 @@ urlpatterns = [
     path("wechat/mp/<str:appid>/callback/", webhooks.oa_callback, name="wechat-oa-callback"),
     path("wechat/work/<str:corpid>/callback/", webhooks.wecom_callback,
          name="wechat-wecom-callback"),
+    path("h5/<str:appid>/member/", oauth.member_page, name="h5-member"),
+    path("h5/<str:appid>/oauth/callback/", oauth.member_oauth_callback,
+         name="h5-oauth-callback"),
+    path("guide/login/wecom/<str:corpid>/", oauth.guide_login, name="guide-login-wecom"),
+    path("guide/login/wecom/<str:corpid>/callback/", oauth.guide_oauth_callback,
+         name="guide-oauth-callback"),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]),
