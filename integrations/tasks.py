@@ -11,6 +11,19 @@ from scrm.jobs import job_run
 logger = logging.getLogger(__name__)
 
 
+def _recording_errors(runner, model, key: str):
+    """The runner, recording a failure on the connection too (the dashboard shows it)."""
+
+    def run(*, job) -> None:
+        try:
+            runner(job=job)
+        except Exception as exc:
+            model.objects.filter(pk=job.params[key]).update(last_error=str(exc)[:2000])
+            raise
+
+    return run
+
+
 def _run_job(task, tenant_id: int, job_id: int, runner) -> None:
     """Run a sync job; when WeChat is busy or rate-limiting, try again in a minute from the
     checkpoint (the job shows as failed meanwhile, with the reason)."""
@@ -25,17 +38,19 @@ def _run_job(task, tenant_id: int, job_id: int, runner) -> None:
 @shared_task(bind=True, acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
              max_retries=30)
 def followers_sync_task(self, tenant_id: int, job_id: int) -> None:
+    from integrations.models import OAApp
     from integrations.services.followers import followers_sync_run
 
-    _run_job(self, tenant_id, job_id, followers_sync_run)
+    _run_job(self, tenant_id, job_id, _recording_errors(followers_sync_run, OAApp, "app_id"))
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
              max_retries=30)
 def wecom_sync_task(self, tenant_id: int, job_id: int) -> None:
+    from integrations.models import WeComCorp
     from integrations.services.wecom import wecom_sync_run
 
-    _run_job(self, tenant_id, job_id, wecom_sync_run)
+    _run_job(self, tenant_id, job_id, _recording_errors(wecom_sync_run, WeComCorp, "corp_id"))
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=120, time_limit=180, max_retries=5)
