@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from integrations.models import OAApp, WeComCorp
 from integrations.models.connections import CheckStatus
@@ -21,13 +22,13 @@ from scrm.audit import audit_record
 
 # What an errcode means to the person who typed the credentials in.
 CREDENTIAL_PROBLEMS = {
-    40001: _("AppSecret / Secret 不正确，或已在微信后台重置。"),
-    40013: _("AppID / CorpID 不正确。"),
-    40125: _("AppSecret 不正确，或已在公众号后台重置。"),
-    40164: _("服务器 IP 不在公众号的 IP 白名单中：请在公众号后台把本服务的出口 IP 加入白名单。"),
-    48002: _("该 Secret 没有客户联系权限：请使用“客户联系”的 Secret，或把应用加入“可调用应用”。"),
-    60011: _("该 Secret 的可见范围不包含这些成员：请在企业微信后台调整可见范围。"),
-    45009: _("调用次数已达上限，请稍后再检测。"),
+    40001: gettext_lazy("AppSecret / Secret 不正确，或已在微信后台重置。"),
+    40013: gettext_lazy("AppID / CorpID 不正确。"),
+    40125: gettext_lazy("AppSecret 不正确，或已在公众号后台重置。"),
+    40164: gettext_lazy("服务器 IP 不在公众号的 IP 白名单中：请在公众号后台把本服务的出口 IP 加入白名单。"),
+    48002: gettext_lazy("该 Secret 没有客户联系权限：请使用“客户联系”的 Secret，或把应用加入“可调用应用”。"),
+    60011: gettext_lazy("该 Secret 的可见范围不包含这些成员：请在企业微信后台调整可见范围。"),
+    45009: gettext_lazy("调用次数已达上限，请稍后再检测。"),
 }
 
 
@@ -52,7 +53,8 @@ def _validate(*, token: str, aes_key: str, message_mode: str = "") -> None:
     if token and not (3 <= len(token) <= 32 and token.isalnum()):
         message = _("Token 应为 3 到 32 位字母或数字。")
         raise ApplicationError(message, code="invalid_token", fields={"token": [message]})
-    if message_mode in (OAApp.MessageMode.SAFE, OAApp.MessageMode.COMPAT) and not aes_key:
+    if token and message_mode in (OAApp.MessageMode.SAFE, OAApp.MessageMode.COMPAT) \
+            and not aes_key:
         message = _("安全模式和兼容模式需要 EncodingAESKey。")
         raise ApplicationError(message, code="invalid_aes_key", fields={"aes_key": [message]})
 
@@ -179,7 +181,7 @@ def _problems(connection) -> list[str]:
 def _credential_problem(exc: WeChatApiError) -> str:
     known = CREDENTIAL_PROBLEMS.get(exc.errcode or 0)
     if known:
-        return known
+        return str(known)
     if exc.errcode is None:
         return _("无法连接微信服务器：%(error)s") % {"error": exc.errmsg}
     return _("微信返回错误 %(code)s：%(message)s") % {"code": exc.errcode, "message": exc.errmsg}

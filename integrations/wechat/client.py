@@ -198,14 +198,14 @@ def _throttle(account: str) -> None:
         time.sleep(min(max(reset_at - time.time(), 0.01), 1.0))
 
 
-def _call(client, platform: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+def _call(client, platform: str, fn: Callable[[], Any]) -> Any:
     """Run one API call with one token refresh at most."""
     for attempt in (1, 2):
         _throttle(getattr(client, "appid", None) or client.corp_id)
         token = None
         try:
             token = client.access_token
-            return fn(*args, **kwargs)
+            return fn()
         except WeChatClientException as exc:
             if exc.errcode in TOKEN_ERRORS and attempt == 1 and token is not None:
                 logger.info("%s token refused (%s); refreshing once", platform, exc.errcode)
@@ -230,10 +230,11 @@ class OAApi:
         _mount(self.client._http, settings.WECHAT_API_BASE_URL, MP_HOSTS)
 
     def _get(self, endpoint: str, **params) -> dict:
-        return _call(self.client, "oa", self.client.get, endpoint, params=params)
+        # A fresh params dict per attempt: wechatpy writes the token into it.
+        return _call(self.client, "oa", lambda: self.client.get(endpoint, params=dict(params)))
 
     def _post(self, endpoint: str, data: dict) -> dict:
-        return _call(self.client, "oa", self.client.post, endpoint, data=data)
+        return _call(self.client, "oa", lambda: self.client.post(endpoint, data=data))
 
     def token_check(self) -> None:
         _call(self.client, "oa", lambda: self.client.access_token)
@@ -325,10 +326,11 @@ class WeComApi:
         _mount(self.client._http, settings.WECOM_API_BASE_URL, WECOM_HOSTS)
 
     def _get(self, endpoint: str, **params) -> dict:
-        return _call(self.client, "wecom", self.client.get, endpoint, params=params)
+        return _call(self.client, "wecom",
+                     lambda: self.client.get(endpoint, params=dict(params)))
 
     def _post(self, endpoint: str, data: dict) -> dict:
-        return _call(self.client, "wecom", self.client.post, endpoint, data=data)
+        return _call(self.client, "wecom", lambda: self.client.post(endpoint, data=data))
 
     def token_check(self) -> None:
         _call(self.client, "wecom", lambda: self.client.access_token)
