@@ -100,7 +100,8 @@ def _wecom_code(code: ChannelCode, corp: WeComCorp | None) -> None:
 
 def channel_code_for_event(*, app: OAApp, message: dict[str, Any]) -> ChannelCode | None:
     scene = str(message.get("EventKey") or "").removeprefix("qrscene_")
-    if not scene or str(message.get("Event", "")).lower() not in ("subscribe", "scan"):
+    if not scene or str(message.get("Event", "")).lower() not in ("subscribe", "subscribe_scan",
+                                                                 "scan"):
         return None
     return ChannelCode.objects.filter(kind=ChannelCode.Kind.OA_QR, oa_app=app, scene=scene,
                                       is_active=True).first()

@@ -31,7 +31,9 @@ def _scene(message: dict) -> str:
 def _oa(app: OAApp, message: dict) -> bool:
     event = str(message.get("Event") or "").lower()
     openid, at = message.get("FromUserName", ""), event_time(message)
-    if event == "subscribe":
+    # wechatpy's parser names a follow through a QR code "subscribe_scan" (EventKey without
+    # its "qrscene_" prefix).
+    if event in ("subscribe", "subscribe_scan"):
         member, created = followers.follower_subscribed(app=app, openid=openid, at=at,
                                                         scene=_scene(message))
         channels.channel_scanned(app=app, member=member, scene=_scene(message), at=at,
