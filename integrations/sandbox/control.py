@@ -296,7 +296,8 @@ def _work_summary(corp, detail: bool) -> dict:
                "corp_tags": corp.live_tag_count(), "contact_ways": len(corp.contact_ways),
                "msg_tasks": len(corp.msg_tasks), "transfers": len(corp.transfers),
                "apps": {n: {"agentid": a.agentid, "callback_url": a.callback_url}
-                        for n, a in corp.apps.items()}}
+                        for n, a in corp.apps.items()},
+               "oauth_domains": list(corp.oauth_domains), "browser_member": corp.browser_member}
     if detail:
         summary["member_list"] = [{"userid": m.userid, "name": m.name, "active": m.active,
                                    "follow_enabled": m.follow_enabled,

@@ -54,6 +54,11 @@ class ControlMethods:
             result = work_sim.SIMULATIONS[simulation](self, self._corp(corpid), **kwargs)
         return self._finish(result)
 
+    def set_browser_member(self, userid: str | None, corpid: str | None = None) -> SimResult:
+        """The corp member WeCom web OAuth logs in by default (the twin of the MP
+        ``set_browser_person``); ``None`` brings the picker back."""
+        return self.simulate_work("set_browser_member", corpid, userid=userid)
+
     def churn(self, app_id: str | None, ops: list[dict], req: Request | None = None) -> list:
         """Apply churn ops (§4.7).  Inside an API call the events go out after the reply."""
         with self.lock:

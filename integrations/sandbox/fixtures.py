@@ -17,7 +17,17 @@ from .ids import Rng
 from .mp import MpApp
 from .mp_messages import create_ticket
 from .persons import GIVEN, SURNAMES, Persons
-from .work_state import Corp, CorpApp, CorpTag, Customer, Follow, GroupChat, GroupMember, TagGroup
+from .work_state import (
+    DEFAULT_OAUTH_DOMAINS,
+    Corp,
+    CorpApp,
+    CorpTag,
+    Customer,
+    Follow,
+    GroupChat,
+    GroupMember,
+    TagGroup,
+)
 
 DEMO_MP_APPID = "wxf00d000000000001"
 DEMO_MP_SECRET = "5a4d0b0e0f5a4d0b0e0f5a4d0b0e0f01"  # noqa: S105 - a test double's credential
@@ -59,7 +69,7 @@ def _mp_app(followers: int, tags: list) -> dict:
         "encoding_aes_key": DEMO_MP_AES_KEY, "original_id": "gh_f00d00000001",
         "msg_mode": "safe",
         "callback_url": f"{APP_BASE_URL}/wechat/mp/{DEMO_MP_APPID}/callback/",
-        "oauth_domains": ["127.0.0.1:8000", "localhost:8000", "testserver"],
+        "oauth_domains": list(DEFAULT_OAUTH_DOMAINS),
         "followers": {"count": followers}, "tags": tags,
         "templates": TEMPLATES, "subscribe_templates": SUBSCRIBE_TEMPLATES,
     }
@@ -73,6 +83,7 @@ def _corp(members: dict, customers: dict, chats: dict) -> dict:
             "encoding_aes_key": DEMO_WORK_AES_KEY, "agentid": DEMO_AGENTID,
             "callback_url": f"{APP_BASE_URL}/wechat/work/{DEMO_CORPID}/callback/",
             "can_external_contact": True}},
+        "oauth_domains": list(DEFAULT_OAUTH_DOMAINS),
         "members": members, "customers": customers, "group_chats": chats,
         "corp_tags": CORP_TAGS,
         "contact_ways": [
@@ -265,7 +276,7 @@ def _build_mp(sandbox, spec: dict, index: int) -> MpApp:
 CORP_SETTINGS = ("unionid_bound", "follow_page_size", "customer_limit", "massmsg_limit",
                  "massmsg_per_period", "paging_mode", "cursor_ttl_s", "transfer_delay_s",
                  "emit_tag_events", "emit_on_api_mark", "include_new_chat_fields",
-                 "console_welcome")
+                 "console_welcome", "oauth_domains", "legacy_oauth_keys", "browser_member")
 APP_SETTINGS = ("callback_url", "can_external_contact", "visible_userids", "token_expires_in",
                 "callback")
 

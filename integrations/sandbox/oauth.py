@@ -1,5 +1,6 @@
 """MP web authorisation (网页授权, WECHAT.md §3.5 and §4.5): the consent page on
-open.weixin.qq.com and the ``sns/*`` token endpoints.
+open.weixin.qq.com and the ``sns/*`` token endpoints.  A corpid as ``appid`` is WeCom member
+login, handled by ``work_oauth``.
 
 The browser user is chosen by the ``fake_openid`` or ``fake_person`` query parameter, the
 ``fake_wechat_person`` cookie, the app's (or the sandbox's) default browser person, or else
@@ -88,6 +89,11 @@ def _landing(redirect_uri: str, params: dict) -> str:
 
 @route("open", "/connect/oauth2/authorize", auth=False)
 def authorize(sandbox, req):
+    corp = sandbox.corps.get(req.query.get("appid", ""))
+    if corp is not None:  # a corpid: WeCom member login (work_oauth)
+        from .work_oauth import authorize as member_authorize
+
+        return member_authorize(sandbox, corp, req)
     app = sandbox.mp_apps.get(req.query.get("appid", ""))
     if app is None:
         return _error_page("appid 参数错误")

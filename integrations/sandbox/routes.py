@@ -1,3 +1,11 @@
 """Importing this module registers every endpoint in ``wire.ROUTES``."""
 
-from . import mp, mp_messages, oauth, work, work_messages, work_transfer  # noqa: F401
+from . import (  # noqa: F401
+    mp,
+    mp_messages,
+    oauth,
+    work,
+    work_messages,
+    work_oauth,
+    work_transfer,
+)

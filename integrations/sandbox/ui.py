@@ -38,6 +38,7 @@ button { margin: .2em; }
   <button onclick="pair('customer_deletes_member')">customer deletes guide</button>
   <button onclick="createGroup()">create group</button>
   <button onclick="work('member_resigns', {userid: val('userid')})">guide resigns</button>
+  <button onclick="work('set_browser_member', {userid: val('userid')})">use for OAuth</button>
 </fieldset>
 
 <fieldset><legend>Clock and faults</legend>

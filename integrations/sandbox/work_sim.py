@@ -294,6 +294,15 @@ def member_resigns(sandbox, corp: Corp, *, userid: str) -> dict:
     return {"userid": userid, "group_chats": [c.chat_id for c in chats], "events": []}
 
 
+def set_browser_member(sandbox, corp: Corp, *, userid: str | None = None) -> dict:
+    """The member WeCom web OAuth logs in when the request names none (``userid=None``
+    clears it, so the authorize page shows the picker again)."""
+    if userid is not None:
+        _member(corp, userid, follow_enabled=False)
+    corp.browser_member = userid
+    return {"userid": userid, "events": []}
+
+
 def customer_refuses_transfer(sandbox, corp: Corp, *, external_userid: str) -> dict:
     return {"external_userid": external_userid, "events": refuse(sandbox, corp, external_userid)}
 
@@ -327,4 +336,5 @@ SIMULATIONS = {
     "member_confirms_groupmsg": member_confirms_groupmsg,
     "member_resigns": member_resigns,
     "customer_refuses_transfer": customer_refuses_transfer,
+    "set_browser_member": set_browser_member,
 }

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from .errors import ApiError
 from .ids import IdCodec, app_prefix
 
+# The trusted web-auth domains (可信域名) of a corp when its fixture names none: the same as
+# the demo MP app's oauth_domains.
+DEFAULT_OAUTH_DOMAINS = ("127.0.0.1:8000", "localhost:8000", "testserver")
+
 
 @dataclass
 class CorpApp:
@@ -166,6 +170,10 @@ class Corp:
     emit_on_api_mark: bool = False
     include_new_chat_fields: bool = True
     console_welcome: bool = False
+    oauth_domains: list[str] = field(default_factory=lambda: list(DEFAULT_OAUTH_DOMAINS))
+    legacy_oauth_keys: bool = False  # getuserinfo answers "UserId" (the old key spelling)
+    browser_member: str | None = None  # the control API's default member for web OAuth
+    oauth_codes: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         self.codec = IdCodec(self.seed, f"ext:{self.corpid}",
@@ -175,6 +183,13 @@ class Corp:
 
     def app_for_secret(self, secret: object) -> CorpApp | None:
         return next((a for a in self.apps.values() if a.secret == secret), None)
+
+    def app_for_agentid(self, agentid: object) -> CorpApp | None:
+        try:
+            wanted = int(str(agentid))
+        except ValueError:
+            return None
+        return next((a for a in self.apps.values() if a.agentid == wanted), None)
 
     @staticmethod
     def visible(app: CorpApp, userid: str) -> bool:
