@@ -27,6 +27,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                        help="running follows real time from the fixture's 'now' (default)")
     serve.add_argument("--deliver", choices=("sync", "async", "manual"), default=None,
                        help="callback delivery (default: the fixture's)")
+    serve.add_argument("--now", default=os.environ.get("SANDBOX_NOW", "real"),
+                       help="the clock's start (ISO 8601), 'fixture' for the fixture's own, "
+                            "or 'real' (default): callbacks then carry timestamps the app "
+                            "accepts as fresh")
     serve.add_argument("--callback-base-url",
                        default=os.environ.get("SANDBOX_CALLBACK_BASE_URL"),
                        help="scheme://host:port of the app, replacing the fixture's")
@@ -41,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides: dict = {"clock": args.clock}
+    if args.now == "real":
+        from datetime import UTC, datetime
+
+        overrides["now"] = datetime.now(UTC).isoformat()
+    elif args.now != "fixture":
+        overrides["now"] = args.now
     if args.seed is not None:
         overrides["seed"] = args.seed
     if args.deliver:

@@ -20,6 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, seed, verbosity, **options):
         # The demo is a project-level fixture drawing on every app, hence the late imports.
         from members.generator import demo
+        from integrations.demo import wechat_demo_seed
         from points.demo import loyalty_demo_seed
 
         started = time.perf_counter()
@@ -28,6 +29,7 @@ class Command(BaseCommand):
             if result.created:
                 with tenant_scope(result.tenant):
                     loyalty_demo_seed(tenant=result.tenant)
+                    wechat = wechat_demo_seed(tenant=result.tenant)
         owner = demo.demo_email(Role.OWNER)
         if not result.created:
             self.stdout.write(f"demo tenant '{demo.DEMO_SLUG}' already exists; nothing to do")
@@ -39,6 +41,7 @@ class Command(BaseCommand):
             f"{time.perf_counter() - started:.1f}s: {demo.DEMO_STORES} stores, "
             f"{demo.DEMO_MEMBERS:,} members, {demo.DEMO_ORDERS:,} orders, a tier programme, "
             f"points and a points mall")
+        self.stdout.write(f"WeChat: {wechat}")
         self.stdout.write(f"login: {LOGIN_URL}")
         password = demo.DEMO_PASSWORD if result.owner_password else "(unchanged: login existed)"
         self.stdout.write(f"owner: {owner}  password: {password}")
