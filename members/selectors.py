@@ -1,8 +1,14 @@
+from collections.abc import Iterable
+
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from members.identities import normalize_identity
 from members.models import Member, MemberIdentity, MemberStats, Order, TimelineEvent
+from members.rows import columns_of, instance_from, width_of
 from scrm.access import Actor
+from scrm.models import Store
+from scrm.tenancy import require_tenant_id
 
 
 def member_visible(*, actor: Actor) -> QuerySet[Member]:
@@ -35,8 +41,32 @@ def member_relations() -> list[Prefetch]:
     ]
 
 
-def member_stats_list(*, member: Member) -> list[MemberStats]:
-    return list(MemberStats.objects.filter(member_id=member.pk))
+def members_with_relations(*, member_ids: Iterable[int]) -> list[Member]:
+    """The members with their store and ``stats_list`` (``identity_list`` is the caller's),
+    in one query and without a queryset: the upsert's lookup."""
+    ids = sorted(member_ids)
+    store_at = width_of(Member)
+    stats_at = store_at + width_of(Store)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns_of(Member, 'm')}, {columns_of(Store, 's')}, "  # noqa: S608
+            f"{columns_of(MemberStats, 'st')} FROM members_member m "
+            "LEFT JOIN scrm_store s ON s.tenant_id = m.tenant_id AND s.id = m.store_id "
+            "LEFT JOIN members_memberstats st "
+            "ON st.tenant_id = m.tenant_id AND st.member_id = m.id "
+            f"WHERE m.tenant_id = %s AND m.id IN ({', '.join(['%s'] * len(ids))})",
+            [require_tenant_id(), *ids],
+        )
+        rows = cursor.fetchall()
+    members = []
+    for row in rows:
+        member = instance_from(Member, row[:store_at])
+        if row[store_at] is not None:
+            member.store = instance_from(Store, row[store_at:stats_at])
+        has_stats = row[stats_at] is not None
+        member.stats_list = [instance_from(MemberStats, row[stats_at:])] if has_stats else []
+        members.append(member)
+    return members
 
 
 def member_list(*, actor: Actor, filters: dict | None = None) -> QuerySet[Member]:

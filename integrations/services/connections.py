@@ -25,8 +25,10 @@ CREDENTIAL_PROBLEMS = {
     40001: gettext_lazy("AppSecret / Secret 不正确，或已在微信后台重置。"),
     40013: gettext_lazy("AppID / CorpID 不正确。"),
     40125: gettext_lazy("AppSecret 不正确，或已在公众号后台重置。"),
-    40164: gettext_lazy("服务器 IP 不在公众号的 IP 白名单中：请在公众号后台把本服务的出口 IP 加入白名单。"),
-    48002: gettext_lazy("该 Secret 没有客户联系权限：请使用“客户联系”的 Secret，或把应用加入“可调用应用”。"),
+    40164: gettext_lazy(
+        "服务器 IP 不在公众号的 IP 白名单中：请在公众号后台把本服务的出口 IP 加入白名单。"),
+    48002: gettext_lazy(
+        "该 Secret 没有客户联系权限：请使用“客户联系”的 Secret，或把应用加入“可调用应用”。"),
     60011: gettext_lazy("该 Secret 的可见范围不包含这些成员：请在企业微信后台调整可见范围。"),
     45009: gettext_lazy("调用次数已达上限，请稍后再检测。"),
 }

@@ -44,14 +44,9 @@ def reload(actor, member_id: int):
 
 
 def upserted(actor, member, outcome: str):
-    """The upserted member as ``member_get`` would load it: the service hands back what it
-    wrote, so only the stats row of a member that existed is read again (after a merge, so
-    much moved that the whole member is)."""
-    if outcome == "merged":
-        return reload(actor, member.pk)
-    if outcome == "updated":
-        member.stats_list = selectors.member_stats_list(member=member)
-    return member
+    """The upserted member as ``member_get`` would load it: the service hands it back so,
+    except after a merge, which moves too much to patch up."""
+    return reload(actor, member.pk) if outcome == "merged" else member
 
 
 class MemberApiBase(TenantApiView):

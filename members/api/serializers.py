@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.models import Gender, IdentityKind, Member, OrderChannel, SourceChannel
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import StrictSerializer, shared
 
 MAX_FEN = 10_000_000_000  # 1 亿元: anything above is a unit mistake, not an order
 MAX_FIRST_TOUCH_CHARS = 4096
@@ -110,7 +110,7 @@ class MemberOutput(serializers.ModelSerializer):
 
     def get_stats(self, member) -> StatsOutput:
         rows = member.stats_list
-        return StatsOutput(rows[0]).data if rows else EMPTY_STATS
+        return shared(StatsOutput).to_representation(rows[0]) if rows else EMPTY_STATS
 
 
 class TimelineOutput(serializers.Serializer):

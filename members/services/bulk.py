@@ -18,21 +18,20 @@ identities first makes it fail on a unique constraint (or deadlock); the whole b
 retried and finds their rows.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import JSONField, Model, Q
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members import signals
 from members.identities import Identity, normalize_identity
 from members.models import IdentityKind, Member, MemberIdentity, Order, OrderLine, TimelineEvent
+from members.rows import rows_insert, rows_update
 from members.services.members import _gaps, _phone_apply, _profile_apply, _scope_defaults
 from members.services.numbers import member_numbers_allocate
 from members.services.orders import (
@@ -41,7 +40,6 @@ from members.services.orders import (
     order_ingest,
     store_unknown_error,
 )
-from members.services.rows import rows_insert, rows_update
 from members.services.stats import member_stats_refresh
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError

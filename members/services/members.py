@@ -1,20 +1,31 @@
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members import signals
 from members.identities import Identity, mask_phone, normalize_identities
-from members.models import Gender, IdentityKind, Member, MemberIdentity, MemberMerge, TimelineEvent
-from members.services.numbers import member_numbers_allocate
-from members.services.stats import member_stats_create
+from members.models import (
+    Gender,
+    IdentityKind,
+    Member,
+    MemberIdentity,
+    MemberMerge,
+    MemberStats,
+    TimelineEvent,
+)
+from members.rows import rows_insert, rows_insert_together, rows_select
+from members.selectors import members_with_relations
+from members.services.numbers import member_keys_allocate
+from members.services.stats import member_stats_initial
 from scrm import crypto
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
 from scrm.audit import audit_record
+from scrm.tenancy import require_tenant_id
 
 PROFILE_FIELDS = (
     "name",
@@ -66,22 +77,29 @@ def identities_lookup(identities: Iterable[Identity]) -> list[MemberIdentity]:
     )
 
 
-def _identities_of_found_members(identities: list[Identity]) -> list[MemberIdentity]:
-    """Every identity of the members that any of ``identities`` points at, in id order, with
-    the member and their store: the lookup and the member's full list in one query."""
-    found = MemberIdentity.objects.filter(_identity_condition(identities)).values("member_id")
-    return list(
-        MemberIdentity.objects.filter(member_id__in=found)
-        .select_related("member__store")
-        .order_by("id")
+def _members_found(identities: list[Identity]) -> tuple[list[MemberIdentity], list[Member]]:
+    """Every identity of the members that any of ``identities`` points at (in id order) and
+    those members, oldest first, with their store and ``stats_list``: two queries without
+    querysets, since every upsert starts here."""
+    tenant_id = require_tenant_id()
+    matches = " OR ".join(["(kind = %s AND app_id = %s AND value = %s)"] * len(identities))
+    found = f"SELECT member_id FROM members_memberidentity WHERE tenant_id = %s AND ({matches})"  # noqa: S608
+    rows = rows_select(
+        MemberIdentity,
+        where=f"tenant_id = %s AND member_id IN ({found})",
+        params=[tenant_id, tenant_id, *(part for identity in identities for part in identity.key)],
+        order_by="id",
     )
+    if not rows:
+        return rows, []
+    members = members_with_relations(member_ids={row.member_id for row in rows})
+    return rows, sorted(members, key=lambda m: (m.created_at, m.pk))
 
 
-def _identities_insert(
-    *, member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], actor: str
-) -> tuple[list[MemberIdentity], list[TimelineEvent]]:
-    """The new identities, inserted, and their timeline events, for the caller to insert."""
-    added = [
+def _identity_rows(
+    member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]]
+) -> list[MemberIdentity]:
+    return [
         MemberIdentity(
             tenant_id=member.tenant_id,
             member=member,
@@ -94,25 +112,38 @@ def _identities_insert(
         for identity in identities
         if identity.key not in known
     ]
-    MemberIdentity.objects.bulk_create(added)
-    events = [
+
+
+def _identity_events(rows: list[MemberIdentity], actor: str) -> list[TimelineEvent]:
+    return [
         _timeline_event(
-            member=member,
+            member=row.member,
             kind=TimelineEvent.Kind.IDENTITY_ADDED,
             actor=actor,
             data={"kind": row.kind, "app_id": row.app_id, "display": row.display},
         )
-        for row in added
+        for row in rows
     ]
-    return added, events
+
+
+def _row(instance: Model) -> dict[str, Any]:
+    """An instance's column values, for ``rows_insert`` (its id only when it has one)."""
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields
+            if not f.primary_key or instance.pk is not None}
 
 
 def identities_attach(
     *, member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], actor: str
 ) -> list[MemberIdentity]:
-    added, events = _identities_insert(member=member, identities=identities, known=known,
-                                       actor=actor)
-    TimelineEvent.objects.bulk_create(events)
+    added = _identity_rows(member, identities, known)
+    now = timezone.now()
+    for row in added:
+        row.created_at = now
+    for row, pk in zip(added, rows_insert(MemberIdentity, [_row(r) for r in added], now=now),
+                       strict=True):
+        row.pk = pk
+    rows_insert(TimelineEvent, [_row(event) for event in _identity_events(added, actor)],
+                now=now, returning=False)
     return added
 
 
@@ -151,24 +182,40 @@ def _scope_defaults(actor: Actor, profile: dict[str, Any]) -> dict[str, Any]:
 
 
 def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -> Member:
-    (member_no,) = member_numbers_allocate(tenant_id=actor.tenant.pk, count=1)
-    member = Member(tenant_id=actor.tenant.pk, member_no=member_no)
+    """A new member and what every member has (identities, stats, the timeline's first
+    events), written in one round trip: the member's id is allocated first."""
+    member_id, member_no = member_keys_allocate(tenant_id=actor.tenant.pk)
+    now = timezone.now()
+    member = Member(pk=member_id, tenant_id=actor.tenant.pk, member_no=member_no,
+                    created_at=now, updated_at=now)
     _profile_apply(member, _scope_defaults(actor, profile))
     phone = next((i.plain for i in identities if i.kind == IdentityKind.PHONE), None)
     if phone:
         _phone_apply(member, phone)
-    member.save()
+    added = _identity_rows(member, identities, known=set())
+    for row in added:
+        row.created_at = now
     created = _timeline_event(
         member=member,
         kind=TimelineEvent.Kind.CREATED,
         actor=actor.label,
         data={"source_channel": member.source_channel},
     )
-    added, events = _identities_insert(member=member, identities=identities, known=set(),
-                                       actor=actor.label)
-    TimelineEvent.objects.bulk_create([created, *events])
-    member.stats_list = member_stats_create(members=[member])  # every member has a stats row
-    member.identity_list = added
+    events = [created, *_identity_events(added, actor.label)]
+    stats = member_stats_initial(member=member, now=now)  # every member has a stats row
+    rows_insert_together(
+        [
+            (Member, [_row(member)]),
+            (MemberIdentity, [_row(row) for row in added]),
+            (TimelineEvent, [_row(event) for event in events]),
+            (MemberStats, [_row(stats)]),
+        ],
+        now=now,
+    )
+    member._state.adding, member._state.db = False, connection.alias
+    member.identity_list, member.stats_list = added, [stats]
+    signals.members_changed.send(sender=Member, tenant_id=member.tenant_id,
+                                 member_ids=[member.pk])
     transaction.on_commit(
         lambda: signals.member_created.send(
             sender=Member, tenant_id=member.tenant_id, member_id=member.pk
@@ -187,11 +234,7 @@ def _resolve(*, actor: Actor, identities: list[Identity], profile: dict,
              defaults: dict) -> tuple[Member, str]:
     from members.services.merge import member_merge
 
-    owned = _identities_of_found_members(identities)
-    wanted = {identity.key for identity in identities}
-    rows = [row for row in owned if (row.kind, row.app_id, row.value) in wanted]
-    found = {row.member_id: row.member for row in rows}
-    members = sorted(found.values(), key=lambda m: (m.created_at, m.pk))
+    rows, members = _members_found(identities)
     if not members:
         member = _member_create(actor=actor, identities=identities,
                                 profile={**defaults, **profile})
@@ -210,8 +253,8 @@ def _resolve(*, actor: Actor, identities: list[Identity], profile: dict,
         known={(r.kind, r.app_id, r.value) for r in rows},
         actor=actor.label,
     )
-    if outcome == "updated":  # a merge moved identities the list above does not show
-        survivor.identity_list = [r for r in owned if r.member_id == survivor.pk] + added
+    if outcome == "updated":  # after a merge the rows read above are out of date
+        survivor.identity_list = [r for r in rows if r.member_id == survivor.pk] + added
     if not survivor.phone_hash:
         phone = next((i.plain for i in identities if i.kind == IdentityKind.PHONE), None)
         if phone:
@@ -230,8 +273,9 @@ def member_upsert(
     ``"created" | "updated" | "merged"``.  ``profile`` overwrites; ``defaults`` only fills
     fields the member has no value for (what an order says about its buyer).  A concurrent
     upsert of the same new identity makes one of them retry, and the retry finds the other's
-    member.  A created or updated member comes with its ``identity_list`` (in id order), a
-    created one with its ``stats_list`` too, as ``selectors.member_relations`` load them."""
+    member.  A created or updated member comes with its store, ``identity_list`` and
+    ``stats_list`` as they stand after the upsert, as ``selectors.member_list`` loads them;
+    a merged one does not."""
     normalized = normalize_identities(identities)
     for attempt in range(UPSERT_ATTEMPTS):
         try:

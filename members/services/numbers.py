@@ -35,6 +35,26 @@ def member_numbers_allocate(*, tenant_id: int, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def member_keys_allocate(*, tenant_id: int) -> tuple[int, int]:
+    """The id and number of one new member, in one round trip.  The id comes from the
+    table's own sequence (as ``IdReserver`` hands them out), so the member's identities,
+    stats and timeline can be written in the same statement batch as the member."""
+    if connection.vendor != "postgresql":
+        (number,) = member_numbers_allocate(tenant_id=tenant_id, count=1)
+        highest = Member.objects.unscoped().aggregate(highest=Max("id"))["highest"]
+        return (highest or 0) + 1, number
+    sequence = _sequence(tenant_id)
+    with connection.cursor() as cursor:
+        create = f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer"
+        allocate = (
+            f"SELECT nextval(pg_get_serial_sequence('{Member._meta.db_table}', 'id')), "  # noqa: S608
+            f"nextval('{sequence}')"
+        )
+        cursor.execute(f"{create}; {allocate}")
+        member_id, number = cursor.fetchone()
+    return member_id, number
+
+
 def member_numbers_reset(*, tenant_id: int) -> None:
     """Move the sequence past every number in use (after COPY-based generation)."""
     if connection.vendor != "postgresql":

@@ -1,4 +1,5 @@
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q, Sum
@@ -9,15 +10,10 @@ from members.models import Member, MemberStats, Order
 COUNTED = Q(status__in=[Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED])
 
 
-def member_stats_create(*, members: list[Member]) -> list[MemberStats]:
-    """The stats rows of members created in this transaction: they have no orders yet, so
-    this is what ``member_stats_refresh`` would write, without reading the orders."""
-    rows = MemberStats.objects.bulk_create(
-        [MemberStats(tenant_id=member.tenant_id, member=member) for member in members]
-    )
-    signals.members_changed.send(sender=MemberStats, tenant_id=members[0].tenant_id,
-                                 member_ids=[member.pk for member in members])
-    return rows
+def member_stats_initial(*, member: Member, now: datetime) -> MemberStats:
+    """The stats row of a member created in this transaction, unsaved: with no orders yet,
+    it is what ``member_stats_refresh`` would write."""
+    return MemberStats(tenant_id=member.tenant_id, member=member, updated_at=now)
 
 
 @transaction.atomic(savepoint=False)  # the locks below need a transaction, not a savepoint

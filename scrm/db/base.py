@@ -5,9 +5,8 @@ made to match ``scrm.tenancy``.  Inside a transaction they are set transaction-l
 (``set_config(..., true)``) so a pooled connection never carries a tenant over; every commit,
 rollback and savepoint rollback forgets what was set, so the next query sets it again.
 
-Inside a transaction the ``set_config`` travels in the same round trip as the cursor's first
-statement (one query string, two statements), so keeping the settings current costs no
-extra round trip.
+The ``set_config`` travels in the same round trip as the cursor's first statement (one query
+string, two statements), so keeping the settings current costs no extra round trip.
 """
 
 from typing import Any
@@ -23,13 +22,26 @@ RLS_STATEMENT = (
 )
 
 
+# Outside a transaction, two statements in one query string run as one implicit transaction,
+# which CREATE DATABASE, VACUUM and the like refuse: there only these go together.
+DATA_STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
+
+
 class _PendingSettings:
     """The settings a cursor still has to apply, and where to record that it did."""
 
-    def __init__(self, owner: "DatabaseWrapper", wanted: tuple[str, str], statement: bytes):
+    def __init__(self, owner: "DatabaseWrapper", wanted: tuple[str, str], statement: bytes,
+                 *, is_local: bool) -> None:
         self.owner = owner
         self.wanted = wanted
         self.statement = statement
+        self.is_local = is_local
+
+    def joins(self, query: Any) -> bool:
+        if not isinstance(query, str | bytes):  # e.g. psycopg2.sql.Composed
+            return False
+        head = query[:64].decode(errors="replace") if isinstance(query, bytes) else query[:64]
+        return self.is_local or head.lstrip()[:6].upper().startswith(DATA_STATEMENTS)
 
     def prefix(self, query: str | bytes) -> str | bytes:
         if isinstance(query, bytes):
@@ -40,8 +52,8 @@ class _PendingSettings:
         self.owner._rls_applied = self.wanted
 
     def lost(self) -> None:
-        # The transaction is aborted and will be rolled back, which forgets the settings
-        # anyway; this keeps the record right should anything run before that.
+        # A failing statement takes the set_config of its query string down with it: the
+        # implicit transaction outside a transaction block, the aborted one inside.
         self.owner._rls_applied = None
 
 
@@ -52,7 +64,7 @@ class RlsCursor(psycopg2.extensions.cursor):
         pending, self.pending = self.pending, None
         if pending is None:
             return super().execute(query, vars)
-        if not isinstance(query, (str, bytes)):  # e.g. psycopg2.sql.Composed
+        if not pending.joins(query):
             self._apply(pending)
             return super().execute(query, vars)
         # The statement is fully literal (no % placeholders), so it joins a query with or
@@ -114,17 +126,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super().create_cursor(name)
         is_local = not self.get_autocommit()
         params = [wanted[0], is_local, wanted[1], is_local]
-        # Outside a transaction a query string of two statements would become one implicit
-        # transaction (CREATE DATABASE, VACUUM ... refuse that), and a server-side cursor
-        # wraps its query in DECLARE: there the settings go first, on their own.
-        if name or not is_local:
+        if name:  # a server-side cursor wraps its query in DECLARE: set the settings first
             with self.connection.cursor() as cursor:
                 cursor.execute(RLS_STATEMENT, params)
             self._rls_applied = wanted
             return super().create_cursor(name)
         cursor = self.connection.cursor(cursor_factory=RlsCursor)
         cursor.tzinfo_factory = self.tzinfo_factory if settings.USE_TZ else None
-        cursor.pending = _PendingSettings(self, wanted, cursor.mogrify(RLS_STATEMENT, params))
+        statement = cursor.mogrify(RLS_STATEMENT, params)
+        cursor.pending = _PendingSettings(self, wanted, statement, is_local=is_local)
         return cursor
 
     def _commit(self) -> None:

@@ -88,7 +88,7 @@ def test_a_token_expiring_mid_sync_costs_one_refresh(sandbox, actor, oa_app, ten
     job = sync(actor, oa_app, tenant)
     assert job.status == "succeeded"
     assert state(tenant)["members"] == FOLLOWERS
-    tokens = [c for c in sandbox.calls(path="/cgi-bin/stable_token")]
+    tokens = list(sandbox.calls(path="/cgi-bin/stable_token"))
     assert len(tokens) == 2
 
 

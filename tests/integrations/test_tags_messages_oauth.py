@@ -37,7 +37,8 @@ def test_oa_tags_arrive_as_synced_tags_with_their_followers(sandbox, actor, oa_a
         vip = Tag.objects.get(external_source="oa_tag", name="VIP")
         holders = Follower.objects.filter(oa_tag_ids__contains=[int(
             vip.external_id.split(":")[1])]).count()
-        assert counts["tags"] >= 1 and vip.kind == "synced"
+        assert counts["tags"] >= 1
+        assert vip.kind == "synced"
         assert MemberTag.objects.filter(tag=vip).count() == holders > 0
         assert oa_tags_pull(app=oa_app)["added"] == 0  # a second pull changes nothing
 

@@ -73,7 +73,7 @@ def test_a_customer_added_through_a_contact_way_is_attributed_and_welcomed(
     with tenant_scope(tenant):
         contact = ExternalContact.objects.get(external_userid=added["external_userid"])
         member = contact.member
-        assert member.guide_id == guide.pk and member.store_id == guide.store_id
+        assert (member.guide_id, member.store_id) == (guide.pk, guide.store_id)
         assert member.first_touch["code"] == "门店导购码"
         relation = ContactRelation.objects.get(contact=contact, status="active")
         assert relation.state == code.scene

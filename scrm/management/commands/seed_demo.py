@@ -19,8 +19,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, seed, verbosity, **options):
         # The demo is a project-level fixture drawing on every app, hence the late imports.
-        from members.generator import demo
         from integrations.demo import wechat_demo_seed
+        from members.generator import demo
         from points.demo import loyalty_demo_seed
 
         started = time.perf_counter()
