@@ -16,6 +16,7 @@ from scrm.api.pagination import CursorPagination
 from scrm.api.serializers import JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from scrm.models import Store
+from tags.models import Tag
 
 CONNECTION_FIELDS = ("id", "name", "is_active", "check_status", "check_message", "checked_at",
                      "last_sync_at", "last_error", "created_at")
@@ -207,6 +208,68 @@ class WeComCorpTagsPullApi(_ConnectionApi):
     @extend_schema(request=None, responses=TagPullOutput, operation_id="wecom_corp_tags_pull")
     def post(self, request, corp_id: int):
         return Response(tagsync.corp_tags_pull(corp=self.get_connection(corp_id)))
+
+
+class TagPushInput(StrictSerializer):
+    tag = serializers.IntegerField(min_value=1)
+
+
+class SyncedTagOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    external_source = serializers.CharField()
+    external_id = serializers.CharField()
+
+
+class OAAppTagPushApi(_ConnectionApi):
+    """Create an SCRM tag on the OA (once) and tag its members' openids there."""
+
+    required_scopes = {"POST": INTEGRATIONS_MANAGE}
+
+    @extend_schema(request=TagPushInput, responses=SyncedTagOutput, operation_id="oa_app_tag_push")
+    @idempotent
+    def post(self, request, app_id: int):
+        data = TagPushInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tag = Tag.objects.filter(pk=data.validated_data["tag"]).first()
+        if tag is None:
+            raise NotFound(_("未找到标签。"))
+        tag = tagsync.oa_tag_push(actor=self.actor, app=self.get_connection(app_id), tag=tag)
+        return Response(SyncedTagOutput(tag).data)
+
+
+class CorpTagMarkInput(StrictSerializer):
+    member = serializers.IntegerField(min_value=1)
+    tag = serializers.IntegerField(min_value=1)
+    add = serializers.BooleanField(default=True)
+
+
+class CorpTagMarkOutput(serializers.Serializer):
+    relations = serializers.IntegerField()
+
+
+class WeComCorpTagMarkApi(_ConnectionApi):
+    """Put a corp tag on (or off) a customer in WeCom, on every guide's view of them."""
+
+    model = WeComCorp
+    required_scopes = {"POST": INTEGRATIONS_MANAGE}
+
+    @extend_schema(request=CorpTagMarkInput, responses=CorpTagMarkOutput,
+                   operation_id="wecom_corp_tag_mark")
+    @idempotent
+    def post(self, request, corp_id: int):
+        from members.selectors import member_visible
+
+        data = CorpTagMarkInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        member = member_visible(actor=self.actor).filter(pk=values["member"]).first()
+        tag = Tag.objects.filter(pk=values["tag"]).first()
+        if member is None or tag is None:
+            raise NotFound(_("未找到。"))
+        marked = tagsync.corp_tag_mark(actor=self.actor, corp=self.get_connection(corp_id),
+                                       member=member, tag=tag, add=values["add"])
+        return Response({"relations": marked})
 
 
 class TransferInput(StrictSerializer):

@@ -158,3 +158,22 @@ def test_a_guide_logs_in_through_wecom_and_a_stranger_cannot(sandbox, corp, tena
     assert "_auth_user_id" not in stranger.session
 
 
+
+
+def test_an_scrm_tag_pushed_to_the_oa_tags_its_followers_there(sandbox, actor, oa_app, tenant,
+                                                               api_client):
+    full_sync(actor, tenant, app=oa_app)
+    with tenant_scope(tenant):
+        from tags.models import TagGroup
+        from tags.services.tagging import member_tag_add
+
+        tag = Tag.objects.create(group=TagGroup.objects.create(name="运营"), name="高潜客户")
+        followers = list(Follower.objects.select_related("member")[:3])
+        for follower in followers:
+            member_tag_add(actor=actor, member=follower.member, tag=tag)
+    response = api_client.post(f"/api/v1/integrations/oa-apps/{oa_app.pk}/tags/push/",
+                               {"tag": tag.pk}, format="json")
+    assert response.status_code == 200, response.json()
+    oa_tag_id = int(response.json()["external_id"].split(":")[1])
+    client = sandbox.mp_client()
+    assert all(oa_tag_id in client.tag.get_user_tag(f.openid) for f in followers)
