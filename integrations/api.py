@@ -272,6 +272,109 @@ class WeComCorpTagMarkApi(_ConnectionApi):
         return Response({"relations": marked})
 
 
+class WeComCorpTagPushApi(_ConnectionApi):
+    """Create an SCRM tag as a WeCom corp tag (once) and mark it on its members."""
+
+    model = WeComCorp
+    required_scopes = {"POST": INTEGRATIONS_MANAGE}
+
+    @extend_schema(request=TagPushInput, responses=SyncedTagOutput,
+                   operation_id="wecom_corp_tag_push")
+    @idempotent
+    def post(self, request, corp_id: int):
+        data = TagPushInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tag = Tag.objects.select_related("group").filter(pk=data.validated_data["tag"]).first()
+        if tag is None:
+            raise NotFound(_("未找到标签。"))
+        tag = tagsync.corp_tag_push(actor=self.actor, corp=self.get_connection(corp_id), tag=tag)
+        return Response(SyncedTagOutput(tag).data)
+
+
+class TemplateMessageInput(StrictSerializer):
+    member = serializers.IntegerField(min_value=1)
+    template_id = serializers.CharField(max_length=64)
+    data = serializers.DictField(child=serializers.CharField(max_length=200), allow_empty=False)
+    url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    key = serializers.CharField(max_length=64, help_text=_("去重键：同一键只发送一次"))
+
+
+class TemplateMessageOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    member = serializers.IntegerField(source="member_id")
+    template_id = serializers.CharField()
+    client_msg_id = serializers.CharField()
+    msgid = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    error = serializers.CharField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class OAAppTemplateMessageApi(_ConnectionApi):
+    """Send a template message to a member (once per key); the answer says whether it went,
+    and a later TEMPLATESENDJOBFINISH says whether it arrived."""
+
+    required_scopes = {"POST": INTEGRATIONS_MANAGE}
+
+    @extend_schema(request=TemplateMessageInput, responses=TemplateMessageOutput,
+                   operation_id="oa_app_template_message_send")
+    def post(self, request, app_id: int):
+        from integrations.services.messages import template_send
+        from members.selectors import member_visible
+
+        data = TemplateMessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        member = member_visible(actor=self.actor).filter(pk=values.pop("member")).first()
+        if member is None:
+            raise NotFound(_("未找到会员。"))
+        message = template_send(app=self.get_connection(app_id), member=member, **values)
+        return Response(TemplateMessageOutput(message).data)
+
+
+class MassMessageInput(StrictSerializer):
+    sender_userid = serializers.CharField(max_length=64)
+    member_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                       min_length=1, max_length=10_000)
+    text = serializers.CharField(max_length=4000)
+    key = serializers.CharField(max_length=128)
+
+
+class MassMessageOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    msgid = serializers.CharField()
+    sender_userid = serializers.CharField()
+    recipients = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+
+
+class WeComMassMessageApi(_ConnectionApi):
+    """A mass-message task for a guide (企业群发) to their customers among ``member_ids``;
+    customers at their receive limit are left out."""
+
+    model = WeComCorp
+    required_scopes = {"POST": INTEGRATIONS_MANAGE}
+
+    @extend_schema(request=MassMessageInput, responses={201: MassMessageOutput},
+                   operation_id="wecom_mass_message_create")
+    def post(self, request, corp_id: int):
+        from integrations.models import MassMessageRecipient
+        from integrations.services.messages import mass_message_create
+
+        data = MassMessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = mass_message_create(actor=self.actor, corp=self.get_connection(corp_id),
+                                      **data.validated_data)
+        recipients = MassMessageRecipient.objects.filter(message=message)
+        return Response({"id": message.pk, "msgid": message.msgid,
+                         "sender_userid": message.sender_userid,
+                         "recipients": recipients.count(),
+                         "skipped": recipients.filter(
+                             status=MassMessageRecipient.Status.SKIPPED).count()},
+                        status=status.HTTP_201_CREATED)
+
+
 class TransferInput(StrictSerializer):
     handover_userid = serializers.CharField(max_length=64)
     takeover_userid = serializers.CharField(max_length=64)

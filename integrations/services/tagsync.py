@@ -177,3 +177,21 @@ def corp_tag_mark(*, actor: Actor, corp: WeComCorp, member: Member, tag: Tag,
     tag_apply_chunk(tag=tag, action="add" if add else "remove", member_nos=[member.member_no],
                     actor=actor.label, source=MemberTag.Source.SYNC)
     return marked
+
+
+def corp_tag_push(*, actor: Actor, corp: WeComCorp, tag: Tag) -> Tag:
+    """Create ``tag`` as a corp tag (in a WeCom tag group named like the SCRM tag group) once,
+    link it, and mark it on the guides' views of the tag's members."""
+    external = tag.external_id if tag.external_source == WECOM_SOURCE else ""
+    if not external:
+        group = with_backoff(lambda: wecom_api(corp).corp_tag_add(group_name=tag.group.name[:30],
+                                                                  names=[tag.name[:30]]))
+        created = next(t for t in group.get("tag", []) if t.get("name") == tag.name[:30])
+        external = f"{corp.corpid}:{created['id']}"
+        Tag.objects.filter(pk=tag.pk).update(external_source=WECOM_SOURCE, kind=Tag.Kind.SYNCED,
+                                             external_id=external)
+        tag.refresh_from_db()
+    members = Member.objects.filter(pk__in=MemberTag.objects.filter(tag=tag).values("member_id"))
+    for member in members.iterator(chunk_size=500):
+        corp_tag_mark(actor=actor, corp=corp, member=member, tag=tag, add=True)
+    return tag

@@ -177,3 +177,37 @@ def test_an_scrm_tag_pushed_to_the_oa_tags_its_followers_there(sandbox, actor, o
     oa_tag_id = int(response.json()["external_id"].split(":")[1])
     client = sandbox.mp_client()
     assert all(oa_tag_id in client.tag.get_user_tag(f.openid) for f in followers)
+
+
+def test_an_scrm_tag_pushed_to_wecom_becomes_a_corp_tag_on_its_customers(
+        sandbox, actor, corp, tenant, api_client):
+    full_sync(actor, tenant, corp=corp)
+    with tenant_scope(tenant):
+        from tags.models import TagGroup
+        from tags.services.tagging import member_tag_add
+
+        tag = Tag.objects.create(group=TagGroup.objects.create(name="兴趣"), name="香水")
+        relation = ContactRelation.objects.filter(status="active").select_related(
+            "contact", "user").first()
+        member_tag_add(actor=actor, member=Member.objects.get(pk=relation.member_id), tag=tag)
+    response = api_client.post(f"/api/v1/integrations/wecom-corps/{corp.pk}/tags/push/",
+                               {"tag": tag.pk}, format="json")
+    assert response.status_code == 200, response.json()
+    corp_tag_id = response.json()["external_id"].split(":")[1]
+    follow = sandbox.core._corp(CORPID).follows[(relation.contact.external_userid,
+                                                 relation.user.userid)]
+    assert corp_tag_id in follow.tag_ids
+
+
+def test_the_api_sends_a_template_message_once(sandbox, actor, oa_app, tenant, api_client):
+    full_sync(actor, tenant, app=oa_app)
+    with tenant_scope(tenant):
+        member_id = Follower.objects.first().member_id
+    url = f"/api/v1/integrations/oa-apps/{oa_app.pk}/template-messages/"
+    body = {"member": member_id, "template_id": "TPL_POINTS", "key": "points-9",
+            "data": {"first": "积分到账", "keyword1": "+100", "keyword2": "1,280",
+                     "remark": "感谢支持"}}
+    first = api_client.post(url, body, format="json").json()
+    again = api_client.post(url, body, format="json").json()
+    assert (first["status"], again["id"]) == ("sent", first["id"])
+    assert len(sandbox.outbox("template")) == 1
