@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "members",
     "tags",
     "points",
+    "campaigns.rfm",
+    "campaigns.coupons",
     "campaigns",
     "integrations",
 ]
