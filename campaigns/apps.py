@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = _("营销活动")
+
+    def ready(self) -> None:
+        from campaigns import receivers  # noqa: F401

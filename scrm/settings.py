@@ -241,6 +241,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=0, minute=10),
         "options": {"expires": 6 * 3600},
     },
+    "campaigns-dispatch": {
+        "task": "campaigns.tasks.campaigns_dispatch_all_task",
+        "schedule": 60,
+        "options": {"expires": 55},
+    },
+    "automation-daily": {
+        "task": "campaigns.tasks.automation_daily_all_task",
+        "schedule": crontab(hour=9, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
     "tiers-review": {
         "task": "points.tasks.tiers_review_all_task",
         "schedule": crontab(hour=2, minute=0),
