@@ -7,6 +7,7 @@ class IntegrationsConfig(AppConfig):
     verbose_name = _("微信与企业微信")
 
     def ready(self) -> None:
-        from integrations import audience
+        from integrations import audience, campaign_channels
 
         audience.register()
+        campaign_channels.register()

@@ -2,6 +2,7 @@
 
 import logging
 
+from campaigns.services.automation import automation_trigger
 from integrations.models import CallbackEvent, OAApp, TemplateMessage, WeComCorp
 from integrations.services import channels, followers, wecom
 from integrations.services.callbacks import event_time
@@ -38,6 +39,8 @@ def _oa(app: OAApp, message: dict) -> bool:
                                                         scene=_scene(message))
         channels.channel_scanned(app=app, member=member, scene=_scene(message), at=at,
                                  followed=True, is_new_member=created)
+        automation_trigger(trigger="followed",
+                           occurrences={member.pk: f"follow:{app.appid}:{at:%Y-%m-%d}"})
         return True
     if event == "scan":
         member, created = followers.follower_subscribed(app=app, openid=openid, at=at)

@@ -324,8 +324,10 @@ def _loss_alert(relation: ContactRelation, member: Member, at: datetime, status:
 # Groups
 
 
-def group_write(*, corp: WeComCorp, detail: dict) -> GroupChat:
-    """A customer group and its members now: new stints opened, those who left closed."""
+def group_write(*, corp: WeComCorp, detail: dict, announce: bool = False) -> GroupChat:
+    """A customer group and its members now: new stints opened, those who left closed.
+    ``announce``: the joins are news (a callback), not the first sight of the group (a full
+    sync), and fire the "joined a group" automations."""
     now = timezone.now()
     owner = _user(corp, detail["owner"]) if detail.get("owner") else None
     group, _created = GroupChat.objects.update_or_create(corp=corp, chat_id=detail["chat_id"],
@@ -346,6 +348,10 @@ def group_write(*, corp: WeComCorp, detail: dict) -> GroupChat:
                     invitor=str((m.get("invitor") or {}).get("userid", ""))[:64],
                     joined_at=_moment(m.get("join_time")) or now)
         for uid, m in present.items() if uid not in open_stints])
+    if members and announce:
+        from campaigns.services.automation import automation_trigger
+
+        automation_trigger(trigger="joined_group", occurrences=dict.fromkeys(members.values(), f"group:{group.chat_id}"))
     left = [stint.pk for uid, stint in open_stints.items() if uid not in present]
     GroupMember.objects.filter(pk__in=left).update(left_at=now)
     _group_tag_refresh(corp, group)
@@ -397,7 +403,7 @@ def group_event(*, corp: WeComCorp, message: dict[str, Any]) -> bool:
         _group_tag_refresh(corp, group)
         return True
     detail = with_backoff(lambda: wecom_api(corp).group_chat(chat_id), retries=3)
-    group_write(corp=corp, detail=detail)
+    group_write(corp=corp, detail=detail, announce=True)
     return True
 
 
