@@ -351,7 +351,8 @@ def group_write(*, corp: WeComCorp, detail: dict, announce: bool = False) -> Gro
     if members and announce:
         from campaigns.services.automation import automation_trigger
 
-        automation_trigger(trigger="joined_group", occurrences=dict.fromkeys(members.values(), f"group:{group.chat_id}"))
+        automation_trigger(trigger="joined_group", occurrences=dict.fromkeys(
+            members.values(), f"group:{group.chat_id}"))
     left = [stint.pk for uid, stint in open_stints.items() if uid not in present]
     GroupMember.objects.filter(pk__in=left).update(left_at=now)
     _group_tag_refresh(corp, group)
