@@ -162,6 +162,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelCodeKindEnum": "integrations.models.channels.ChannelCode.Kind",
         "LossAlertKindEnum": "integrations.models.callbacks.LossAlert.Kind",
+        "CampaignActionKindEnum": "campaigns.models.ActionKind",
     },
 }
 

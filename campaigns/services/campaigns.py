@@ -112,9 +112,12 @@ def campaign_launch(*, actor: Actor, campaign: Campaign) -> CampaignRun:
     if not campaign.actions.exists():
         raise ApplicationError(_("至少需要一个动作。"), code="invalid_action")
     now = timezone.now()
-    due = {Campaign.Schedule.NOW: now, Campaign.Schedule.AT: campaign.start_at or now,
-           Campaign.Schedule.RECURRING: _next_occurrence(campaign, campaign.start_at or now)}[
-        campaign.schedule]
+    if campaign.schedule == Campaign.Schedule.RECURRING:
+        due = _next_occurrence(campaign, max(campaign.start_at or now, now))
+    elif campaign.schedule == Campaign.Schedule.AT:
+        due = campaign.start_at or now
+    else:
+        due = now
     if due is None:
         raise ApplicationError(_("结束时间之前没有可执行的时间。"), code="nothing_to_run")
     run = CampaignRun.objects.create(tenant_id=campaign.tenant_id, campaign=campaign,

@@ -152,3 +152,27 @@ urlpatterns += [
     path("integrations/callbacks/", integrations.CallbackEventListApi.as_view(),
          name="callback-events"),
 ]
+
+# Campaigns, their results and deliveries, automation rules, the contact policy.
+from campaigns import api as campaigns  # noqa: E402
+
+urlpatterns += [
+    path("campaigns/", campaigns.CampaignListCreateApi.as_view(), name="campaigns"),
+    path("campaigns/policy/", campaigns.ContactPolicyApi.as_view(), name="contact-policy"),
+    path("campaigns/<int:campaign_id>/", campaigns.CampaignDetailApi.as_view(), name="campaign"),
+    path("campaigns/<int:campaign_id>/launch/", campaigns.CampaignLaunchApi.as_view(),
+         name="campaign-launch"),
+    path("campaigns/<int:campaign_id>/pause/", campaigns.CampaignPauseApi.as_view(),
+         name="campaign-pause"),
+    path("campaigns/<int:campaign_id>/resume/", campaigns.CampaignResumeApi.as_view(),
+         name="campaign-resume"),
+    path("campaigns/<int:campaign_id>/cancel/", campaigns.CampaignCancelApi.as_view(),
+         name="campaign-cancel"),
+    path("campaigns/<int:campaign_id>/results/", campaigns.CampaignResultsApi.as_view(),
+         name="campaign-results"),
+    path("campaigns/<int:campaign_id>/deliveries/", campaigns.CampaignDeliveriesApi.as_view(),
+         name="campaign-deliveries"),
+    path("automations/", campaigns.AutomationListCreateApi.as_view(), name="automations"),
+    path("automations/<int:rule_id>/", campaigns.AutomationDetailApi.as_view(),
+         name="automation"),
+]
