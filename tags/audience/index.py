@@ -28,6 +28,7 @@ TAG = "tag"
 BUCKETS = 64
 CACHE_ENTRIES = 50_000
 FOLD_LIMIT = 200_000
+FLUSH_BYTES = 32 << 20
 
 _bitmaps: OrderedDict[tuple[int, int], BitMap] = OrderedDict()
 _payloads: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
@@ -243,7 +244,17 @@ class Writer:
         _cache_put(_bitmaps, (row.pk, row.version + 1), bitmap)
 
     def flush(self) -> None:
-        AudienceBitmap.objects.bulk_create(self.created, batch_size=500)
+        # Batches by size as well as count: a numeric field's buckets carry their values, and
+        # at 10M members one INSERT of them would pass PostgreSQL's 1 GB message limit.
+        batch: list[AudienceBitmap] = []
+        size = 0
+        for row in self.created:
+            batch.append(row)
+            size += len(row.bitmap) + len(row.payload or b"")
+            if len(batch) >= 500 or size >= FLUSH_BYTES:
+                AudienceBitmap.objects.bulk_create(batch)
+                batch, size = [], 0
+        AudienceBitmap.objects.bulk_create(batch)
         tags = [Tag(pk=pk, member_count=count) for pk, count in self.counts.items()]
         Tag.objects.bulk_update(tags, ["member_count"], batch_size=1000)
         self.created, self.counts = [], {}
