@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "points",
     "campaigns.rfm",
     "campaigns.coupons",
+    "campaigns.referrals",
     "campaigns",
     "integrations",
 ]
@@ -241,6 +242,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "points.tasks.points_award_birthdays_all_task",
         "schedule": crontab(hour=0, minute=10),
         "options": {"expires": 6 * 3600},
+    },
+    "coupons-birthdays": {
+        "task": "campaigns.coupons.tasks.coupons_issue_birthdays_all_task",
+        "schedule": crontab(hour=0, minute=20),
+        "options": {"expires": 6 * 3600},
+    },
+    "coupons-expire": {
+        "task": "campaigns.coupons.tasks.coupons_expire_all_task",
+        "schedule": 3600,
+        "options": {"expires": 1800},
     },
     "campaigns-dispatch": {
         "task": "campaigns.tasks.campaigns_dispatch_all_task",
