@@ -181,30 +181,50 @@ def _record(app: OAApp, info: dict) -> Record:
 
 
 def _page_write(*, actor: Actor, app: OAApp, infos: list[dict], state: _State) -> None:
-    """One page of followers, in the caller's transaction."""
+    """One page of followers, in the caller's transaction.  Followers whose row would not
+    change (most of them, on every sync after the first) cost one read."""
     now = timezone.now()
     subscribed = {info["openid"]: info for info in infos if info.get("subscribe")}
     gone = [info["openid"] for info in infos if not info.get("subscribe")]
     infos = list(subscribed.values())
-    existing = dict(Follower.objects.filter(app=app, openid__in=list(subscribed)).values_list(
-        "openid", "is_subscribed"))
-    resolved = people_resolve(actor=actor, records=[_record(app, info) for info in infos],
+    existing = {row[0]: row for row in Follower.objects.filter(
+        app=app, openid__in=list(subscribed)).values_list("openid", *FOLLOWER_UPDATES,
+                                                          "member__member_no")}
+    unchanged, changed = [], []
+    for info in infos:
+        same = _row_unchanged(app, info, existing.get(info["openid"]))
+        (unchanged if same else changed).append(info)
+    state.seen |= BitMap(existing[info["openid"]][-1] for info in unchanged)
+    resolved = people_resolve(actor=actor, records=[_record(app, info) for info in changed],
                               source_channel=SourceChannel.WECHAT_OA)
     rows = [_follower_row(app, info, result.member_id, now)
-            for info, result in zip(infos, resolved, strict=True)]
+            for info, result in zip(changed, resolved, strict=True)]
     rows_upsert(model=Follower, columns=FOLLOWER_COLUMNS, rows=rows,
                 conflict=("tenant_id", "app_id", "openid"), update=FOLLOWER_UPDATES,
                 touch=("synced_at",))
-    _tag(app, [r.member_no for r in resolved], add=True)
+    following_again = [r for info, r in zip(changed, resolved, strict=True)
+                       if not (existing.get(info["openid"]) or (None, None, None, True))[3]]
+    _tag(app, [r.member_no for info, r in zip(changed, resolved, strict=True)
+               if info["openid"] not in existing or r in following_again], add=True)
     state.seen |= BitMap(r.member_no for r in resolved)
     created = sum(r.created for r in resolved)
-    resubscribed = [r.member_id for info, r in zip(infos, resolved, strict=True)
-                    if existing.get(info["openid"]) is False]
-    _timeline_many(resubscribed, "oa.subscribed", app, now)
+    _timeline_many([r.member_id for r in following_again if not r.created], "oa.subscribed",
+                   app, now)
     state.counts["created"] += created
     state.counts["updated"] += len(resolved) - created
+    state.counts["unchanged"] += len(unchanged)
     state.counts["unsubscribed"] += followers_unsubscribe(app=app, openids=gone, at=now)
     state.done += len(infos) + len(gone)
+
+
+def _row_unchanged(app: OAApp, info: dict, row: tuple | None) -> bool:
+    """``row`` (openid, *FOLLOWER_UPDATES, member_no) already says what ``info`` says."""
+    if row is None:
+        return False
+    wanted = _follower_row(app, info, row[1], None)
+    current = dict(zip(FOLLOWER_UPDATES, row[1:-1], strict=True))
+    fresh = dict(zip(FOLLOWER_COLUMNS, wanted, strict=True))
+    return all(current[name] == fresh[name] for name in FOLLOWER_UPDATES)
 
 
 def _follower_row(app: OAApp, info: dict, member_id: int, now: datetime) -> tuple:
