@@ -89,6 +89,7 @@ class _Writes:
         self.identities: list[tuple] = []
         self.timeline: list[tuple] = []
         self.changed_ids: list[int] = []
+        self.changed_nos: list[int] = []
 
     def identity(self, member_id: int, identity: Identity, *, announce: bool) -> None:
         self.identities.append((self.tenant_id, member_id, identity.kind, identity.app_id,
@@ -129,6 +130,7 @@ def _new_members(writes: _Writes, records: list[Record]) -> list[Resolved]:
                                             "total_spent_fen", "refunded_fen", "updated_at"),
                 rows=stats)
     writes.changed_ids += list(ids)
+    writes.changed_nos += list(numbers)
     return [Resolved(member_id, number, True) for member_id, number in zip(ids, numbers,
                                                                           strict=True)]
 
@@ -167,7 +169,7 @@ def people_resolve(*, actor: Actor, records: list[Record],
     for index, record in enumerate(records):
         if results[index] is None:
             results[index] = _one_by_one(actor, record)
-    _announce(tenant_id, writes.changed_ids)
+    _announce(tenant_id, writes.changed_ids, writes.changed_nos)
     return results  # type: ignore[return-value]
 
 
@@ -191,10 +193,11 @@ def _one_by_one(actor: Actor, record: Record) -> Resolved:
     return Resolved(member.pk, member.member_no, outcome == "created")
 
 
-def _announce(tenant_id: int, member_ids: list[int]) -> None:
+def _announce(tenant_id: int, member_ids: list[int], member_nos: list[int]) -> None:
     """New members join the audience index (same transaction), and higher apps hear of
     them after commit as of a bulk load."""
     if not member_ids:
         return
-    signals.members_changed.send(sender=Member, tenant_id=tenant_id, member_ids=member_ids)
+    signals.members_changed.send(sender=Member, tenant_id=tenant_id, member_ids=member_ids,
+                                 member_nos=member_nos)
 
