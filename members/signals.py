@@ -13,7 +13,7 @@ order_refunded = Signal()  # tenant_id, order_id, refund_id
 member_merging = Signal()  # tenant_id, survivor_id, merged_id
 # Sent inside the transaction whenever members' profile or stats change (create, update,
 # order, refund, merge): the audience index marks them dirty in the same transaction.
-members_changed = Signal()  # tenant_id, member_ids: list[int]
+members_changed = Signal()  # tenant_id, member_ids: list[int], optional member_nos: list[int]
 # Sent after a bulk load that bypassed the per-member events (generated tenants, imports):
 # higher apps rebuild what they derive from members, e.g. the audience index.
 members_loaded = Signal()  # tenant_id

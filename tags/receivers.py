@@ -11,8 +11,12 @@ from tags.models import MemberTag, Tag
 
 
 @receiver(signals.members_changed)
-def mark_members_dirty(sender, tenant_id: int, member_ids: list[int], **kwargs) -> None:
-    audience_mark_dirty(member_ids=member_ids)
+def mark_members_dirty(sender, tenant_id: int, member_ids: list[int],
+                       member_nos: list[int] | None = None, **kwargs) -> None:
+    if member_nos:
+        audience_mark_dirty(member_nos=member_nos)
+    else:
+        audience_mark_dirty(member_ids=member_ids)
 
 
 @receiver(signals.members_loaded)
