@@ -47,14 +47,14 @@ def requests_make(count: int) -> list:
     leaving and coming back, 10% unfollows."""
     from datetime import UTC, datetime
 
-    core = FakeWeChat("demo", followers=10_000, work=[], deliver="manual", clock="frozen",
+    # A running clock from now: the requests carry timestamps the app accepts as fresh.
+    core = FakeWeChat("demo", followers=10_000, work=[], deliver="manual", clock="running",
                       now=datetime.now(UTC).isoformat())
     built = []
     for i in range(count):
         if i % 10 < 6:
             core.simulate_mp("subscribe")
         elif i % 10 < 9:
-            core.advance(1)
             core.simulate_mp("unsubscribe", person=i)
             core.simulate_mp("subscribe", person=i)
         else:
