@@ -11,7 +11,7 @@ from campaigns.models import ActionKind, AutomationRule, Campaign, CampaignRun, 
 from campaigns.services import automation, campaigns, policy, results
 from scrm.access import CAMPAIGNS_MANAGE, CAMPAIGNS_READ
 from scrm.api.idempotency import idempotent
-from scrm.api.pagination import CursorPagination
+from scrm.api.pagination import paginated_response
 from scrm.api.serializers import StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.models import Segment
@@ -95,10 +95,7 @@ class CampaignListCreateApi(TenantApiView):
         queryset = Campaign.objects.prefetch_related("actions")
         if request.query_params.get("status"):
             queryset = queryset.filter(status=request.query_params["status"])
-        paginator = CursorPagination()
-        paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(CampaignOutput(page, many=True).data)
+        return paginated_response(self, queryset, CampaignOutput, ordering=("-created_at", "-id"))
 
     @extend_schema(request=CampaignInput, responses={201: CampaignOutput},
                    operation_id="campaigns_create")
@@ -217,10 +214,7 @@ class CampaignDeliveriesApi(TenantApiView):
             deliveries = deliveries.filter(status=request.query_params["status"])
         if request.query_params.get("member"):
             deliveries = deliveries.filter(member_id=request.query_params["member"])
-        paginator = CursorPagination()
-        paginator.ordering = ("-id",)
-        page = paginator.paginate_queryset(deliveries, request, view=self)
-        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
+        return paginated_response(self, deliveries, DeliveryOutput, ordering=("-id",))
 
 
 # Automations

@@ -12,7 +12,7 @@ from integrations.models import CallbackEvent, ChannelCode, LossAlert, OAApp, We
 from integrations.services import channels, connections, followers, tagsync, wecom
 from scrm.access import INTEGRATIONS_MANAGE, INTEGRATIONS_READ
 from scrm.api.idempotency import idempotent
-from scrm.api.pagination import CursorPagination
+from scrm.api.pagination import paginated_response
 from scrm.api.serializers import JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from scrm.models import Store
@@ -457,10 +457,7 @@ class ChannelCodeListCreateApi(TenantApiView):
     @extend_schema(responses=ChannelCodeOutput(many=True), operation_id="channel_codes_list")
     def get(self, request):
         codes: QuerySet = ChannelCode.objects.order_by("-pk")
-        paginator = CursorPagination()
-        paginator.ordering = ("-id",)
-        page = paginator.paginate_queryset(codes, request, view=self)
-        return paginator.get_paginated_response(ChannelCodeOutput(page, many=True).data)
+        return paginated_response(self, codes, ChannelCodeOutput, ordering=("-id",))
 
     @extend_schema(request=ChannelCodeInput, responses={201: ChannelCodeOutput},
                    operation_id="channel_codes_create")
@@ -515,10 +512,7 @@ class LossAlertListApi(TenantApiView):
             alerts = alerts.filter(store_id_at_alert=self.actor.store_id)
         if request.query_params.get("open") == "true":
             alerts = alerts.filter(acknowledged_at__isnull=True)
-        paginator = CursorPagination()
-        paginator.ordering = ("-created_at", "-id")
-        page = paginator.paginate_queryset(alerts, request, view=self)
-        return paginator.get_paginated_response(LossAlertOutput(page, many=True).data)
+        return paginated_response(self, alerts, LossAlertOutput, ordering=("-created_at", "-id"))
 
 
 class LossAlertAckApi(TenantApiView):
@@ -558,8 +552,6 @@ class CallbackEventListApi(TenantApiView):
         events = CallbackEvent.objects.all()
         if request.query_params.get("status"):
             events = events.filter(status=request.query_params["status"])
-        paginator = CursorPagination()
-        paginator.ordering = ("-received_at", "-id")
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(CallbackEventOutput(page, many=True).data)
+        return paginated_response(self, events, CallbackEventOutput,
+                                  ordering=("-received_at", "-id"))
 
