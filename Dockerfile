@@ -1,8 +1,15 @@
+# The browser libraries no PyPI package vendors (ECharts), from the npm registry, pinned.
+FROM node:20-slim AS assets
+WORKDIR /assets
+COPY tools/vendor-assets.sh tools/
+RUN bash tools/vendor-assets.sh
+
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY scrm scrm
+COPY --from=assets /assets/scrm/static/vendor scrm/static/vendor
 COPY members members
 COPY tags tags
 COPY points points

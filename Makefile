@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser libraries from the npm registry, pinned and hash-checked (tools/vendor-assets.sh).
+ASSETS := scrm/static/vendor/echarts/echarts.min.js
 
 .PHONY: demo test install lint
 
@@ -14,7 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS): tools/vendor-assets.sh
+	bash tools/vendor-assets.sh
+
+install: $(STAMP) $(ASSETS)
 
 # The demo runs the local WeChat sandbox next to the app (on :8800, stopped with the app):
 # the demo tenant's OA and WeCom corp are connected to it and synced, and its page
@@ -22,7 +27,7 @@ install: $(STAMP)
 SANDBOX := http://127.0.0.1:8800
 demo: export WECHAT_API_BASE_URL = $(SANDBOX)
 demo: export WECOM_API_BASE_URL = $(SANDBOX)
-demo: $(STAMP)
+demo: $(STAMP) $(ASSETS)
 	mkdir -p var
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
@@ -34,7 +39,7 @@ demo: $(STAMP)
 	trap 'kill $$(cat var/sandbox.pid) 2>/dev/null' EXIT INT TERM; \
 		$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(BIN)/pytest
 
 lint: $(STAMP)

@@ -7,7 +7,8 @@ class IntegrationsConfig(AppConfig):
     verbose_name = _("微信与企业微信")
 
     def ready(self) -> None:
-        from integrations import audience, campaign_channels
+        from integrations import audience, campaign_channels, referral_qr
 
         audience.register()
         campaign_channels.register()
+        referral_qr.register()  # invite QR codes of referral campaigns (裂变)

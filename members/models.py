@@ -360,3 +360,40 @@ class Refund(TenantModel):
             ),
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="refund_amount_pos"),
         ]
+
+
+class MemberNote(TenantModel):
+    """A shopping guide's note (备注) on a customer: on the guide's phone view and on the
+    member's page.  Kept, with the author's name, when the author leaves."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,
+        related_name="notes",
+        verbose_name=_("会员"),
+    )
+    author = models.ForeignKey(
+        StaffMembership,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("作者"),
+    )
+    author_name = models.CharField(_("作者姓名"), max_length=64, blank=True)
+    text = models.TextField(_("内容"))
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("客户备注")
+        verbose_name_plural = _("客户备注")
+        indexes = [
+            models.Index(fields=["tenant", "member", "-created_at"], name="membernote_member_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:20]

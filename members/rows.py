@@ -92,8 +92,8 @@ def _insert_fields(model: type[Model], *, with_pk: bool) -> list[Any]:
 
 @cache
 def _insert_statement(model: type[Model], *, rows: int, with_pk: bool, returning: bool) -> str:
-    """``VALUES`` for ``rows`` rows, or with ``rows=0`` a list per column to ``unnest``
-    (a few rows parse and plan at half the cost as values, many travel better as arrays)."""
+    """``VALUES`` for ``rows`` rows, or with ``rows=0`` a list per column to ``unnest``: as
+    values, a few rows cost half as much to parse and plan; many travel better as arrays."""
     fields = _insert_fields(model, with_pk=with_pk)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)

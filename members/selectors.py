@@ -102,3 +102,10 @@ def member_get(*, actor: Actor, member_id: int) -> Member | None:
 
 def member_timeline(*, member: Member) -> QuerySet[TimelineEvent]:
     return TimelineEvent.objects.filter(member=member).order_by("-occurred_at", "-id")
+
+
+def member_notes(*, member: Member) -> QuerySet:
+    """The guides' notes on the member, newest first."""
+    from members.models import MemberNote
+
+    return MemberNote.objects.filter(member=member).order_by("-created_at", "-id")

@@ -18,27 +18,33 @@ POINTS_ADJUST = "points:adjust"  # manual corrections, audited
 POINTS_MANAGE = "points:manage"  # the points policy
 INTEGRATIONS_READ = "integrations:read"  # connections' state, channel codes, loss alerts
 INTEGRATIONS_MANAGE = "integrations:manage"  # connect accounts, sync, codes, transfers
+COUPONS_READ = "coupons:read"
+COUPONS_MANAGE = "coupons:manage"  # templates, issuing, cancelling
+COUPONS_REDEEM = "coupons:redeem"  # redeeming at checkout
 CAMPAIGNS_READ = "campaigns:read"  # campaigns, their results, automations
 CAMPAIGNS_MANAGE = "campaigns:manage"  # create, launch, pause campaigns and automations
 
 ALL_SCOPES = (MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE, PII_READ, TAGS_MANAGE,
               SEGMENTS_WRITE, POINTS_READ, POINTS_WRITE, POINTS_ADJUST, POINTS_MANAGE,
-              INTEGRATIONS_READ, INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE)
+              INTEGRATIONS_READ, INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE,
+              COUPONS_READ, COUPONS_MANAGE, COUPONS_REDEEM)
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset((*ALL_SCOPES, STAFF_MANAGE)),
     Role.BRAND_OPERATOR: frozenset(ALL_SCOPES),
     Role.CHANNEL_OPERATOR: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, TAGS_MANAGE,
                                       SEGMENTS_WRITE, POINTS_READ, INTEGRATIONS_READ,
-                                      INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE)),
+                                      INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE,
+                                      COUPONS_READ, COUPONS_MANAGE)),
     Role.STORE_MANAGER: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE,
-                                   POINTS_READ, POINTS_WRITE, INTEGRATIONS_READ)),
+                                   POINTS_READ, POINTS_WRITE, INTEGRATIONS_READ, COUPONS_READ,
+                                   COUPONS_REDEEM)),
     Role.GUIDE: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, POINTS_READ,
-                           INTEGRATIONS_READ)),
+                           INTEGRATIONS_READ, COUPONS_READ, COUPONS_REDEEM)),
     Role.CUSTOMER_SERVICE: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, PII_READ,
                                       POINTS_READ, POINTS_ADJUST)),
     Role.ANALYST: frozenset((MEMBERS_READ, ORDERS_READ, POINTS_READ, INTEGRATIONS_READ,
-                             CAMPAIGNS_READ)),
+                             CAMPAIGNS_READ, COUPONS_READ)),
 }
 
 

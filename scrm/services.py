@@ -3,6 +3,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from scrm import access
 from scrm.models import ApiKey, Brand, Role, StaffMembership, Store, Tenant
@@ -90,3 +91,27 @@ def tenants_delete(*, tenants: list[Tenant]) -> None:
 def _tenant_keys_forget(*, tenants: list[Tenant]) -> None:
     prefixes = ApiKey.objects.filter(tenant__in=tenants).values_list("prefix", flat=True)
     api_keys_forget(prefixes=list(prefixes))
+
+
+STAFF_FIELDS = ("role", "store", "display_name", "wecom_userid", "is_active")
+
+
+@transaction.atomic
+def staff_update(*, tenant: Tenant, membership: StaffMembership, **changes) -> StaffMembership:
+    """Change a staff member's role, store, name, WeCom userid or whether they may sign in.
+    A store manager needs a store; the tenant keeps at least one active owner."""
+    from scrm.api.errors import ApplicationError
+
+    if membership.tenant_id != tenant.pk:
+        raise ApplicationError("staff of another tenant", code="not_found", status_code=404)
+    for key, value in changes.items():
+        if key in STAFF_FIELDS:
+            setattr(membership, key, value)
+    if membership.role == Role.STORE_MANAGER and membership.store_id is None:
+        raise ApplicationError(_("店长必须指定门店。"), code="store_required")
+    others = StaffMembership.objects.filter(tenant=tenant, role=Role.OWNER, is_active=True
+                                            ).exclude(pk=membership.pk)
+    if not (membership.role == Role.OWNER and membership.is_active) and not others.exists():
+        raise ApplicationError(_("租户至少要保留一位启用中的所有者。"), code="last_owner")
+    membership.save()
+    return membership

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_htmx",
     "scrm",
     "members",
     "tags",
@@ -61,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "scrm.middleware.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -77,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "scrm.navigation.navigation",
             ],
         },
     },
@@ -110,7 +113,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# The operator dashboard's own login; the admin keeps its login page.
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "web:login"
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -163,6 +169,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ChannelCodeKindEnum": "integrations.models.channels.ChannelCode.Kind",
         "LossAlertKindEnum": "integrations.models.callbacks.LossAlert.Kind",
+        "CouponTemplateKindEnum": "campaigns.coupons.models.CouponTemplate.Kind",
         "CampaignActionKindEnum": "campaigns.models.ActionKind",
     },
 }
@@ -178,6 +185,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+
+# Seconds the dashboard keeps a tenant's aggregates (members by channel, tiers, liability...).
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=300)
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=7 * 24)
 
@@ -272,5 +282,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "points.tasks.points_ledger_check_all_task",
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 3600},
+    },
+    "referrals-sweep": {
+        "task": "campaigns.referrals.tasks.referrals_sweep_all_task",
+        "schedule": 3600,
+        "options": {"expires": 1800},
+    },
+    "rfm-lifecycle": {
+        "task": "campaigns.rfm.tasks.rfm_lifecycle_all_task",
+        "schedule": crontab(hour=4, minute=0),
+        "options": {"expires": 6 * 3600},
     },
 }

@@ -30,6 +30,9 @@ if "REDIS_URL" not in os.environ:
     else:
         _notes.append("Redis does not answer on localhost:6379: the cache ran in memory.")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+if not os.path.exists("/usr/bin/chromium"):
+    _notes.append("Chromium is not installed (/usr/bin/chromium; apt-get install chromium "
+                  "fonts-noto-cjk): the browser tests (marked 'browser') were skipped.")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from campaigns.referrals import views as referrals
 from integrations.wechat import oauth, webhooks
 from scrm import views
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("h5/<str:appid>/member/", oauth.member_page, name="h5-member"),
     path("h5/<str:appid>/oauth/callback/", oauth.member_oauth_callback,
          name="h5-oauth-callback"),
+    path("r/<str:code>/", referrals.invite_landing, name="referral-invite"),  # 裂变 invite link
     path("guide/login/wecom/<str:corpid>/", oauth.guide_login, name="guide-login-wecom"),
     path("guide/login/wecom/<str:corpid>/callback/", oauth.guide_oauth_callback,
          name="guide-oauth-callback"),
@@ -31,4 +33,5 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("", include("scrm.web_urls")),
 ]

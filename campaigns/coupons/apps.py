@@ -6,3 +6,6 @@ class CouponsConfig(AppConfig):
     name = "campaigns.coupons"
     label = "coupons"
     verbose_name = _("优惠券")
+
+    def ready(self) -> None:
+        from campaigns.coupons import receivers  # noqa: F401

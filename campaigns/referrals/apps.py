@@ -6,3 +6,6 @@ class ReferralsConfig(AppConfig):
     name = "campaigns.referrals"
     label = "referrals"
     verbose_name = _("裂变与抽奖")
+
+    def ready(self) -> None:
+        from campaigns.referrals import receivers  # noqa: F401

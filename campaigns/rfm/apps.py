@@ -6,3 +6,8 @@ class RfmConfig(AppConfig):
     name = "campaigns.rfm"
     label = "rfm"
     verbose_name = _("RFM 与生命周期")
+
+    def ready(self) -> None:
+        from campaigns.rfm import audience, receivers  # noqa: F401
+
+        audience.register()

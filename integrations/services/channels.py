@@ -52,11 +52,13 @@ def channel_code_create(*, actor: Actor, kind: str, name: str, oa_app: OAApp | N
                         corp: WeComCorp | None = None, channel: str = "", campaign: str = "",
                         store: Store | None = None, guide_userids: list[str] = (),
                         tag_ids: list[int] = (), welcome_text: str = "",
-                        expire_seconds: int | None = None) -> ChannelCode:
+                        expire_seconds: int | None = None, scene: str = "") -> ChannelCode:
     """Create the code on the platform and here.  OA codes are permanent unless
-    ``expire_seconds`` (at most 30 days); WeCom codes rotate between ``guide_userids``."""
+    ``expire_seconds`` (at most 30 days); WeCom codes rotate between ``guide_userids``.
+    ``scene`` is for codes other apps route by (referral invites: ``ref_<code>``); by default
+    a random one."""
     code = ChannelCode(tenant_id=actor.tenant.pk, kind=kind, name=name, channel=channel,
-                       campaign=campaign, store=store, scene=_scene(),
+                       campaign=campaign, store=store, scene=scene or _scene(),
                        tag_ids=_check_tags(list(tag_ids)), welcome_text=welcome_text,
                        guide_userids=list(guide_userids))
     try:

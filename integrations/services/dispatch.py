@@ -2,6 +2,7 @@
 
 import logging
 
+from campaigns.referrals.services import referral_scan
 from campaigns.services.automation import automation_trigger
 from integrations.models import CallbackEvent, OAApp, TemplateMessage, WeComCorp
 from integrations.services import channels, followers, wecom
@@ -39,6 +40,7 @@ def _oa(app: OAApp, message: dict) -> bool:
                                                         scene=_scene(message))
         channels.channel_scanned(app=app, member=member, scene=_scene(message), at=at,
                                  followed=True, is_new_member=created)
+        _referral(message, member, created, at, followed=True)
         automation_trigger(trigger="followed",
                            occurrences={member.pk: f"follow:{app.appid}:{at:%Y-%m-%d}"})
         return True
@@ -46,6 +48,7 @@ def _oa(app: OAApp, message: dict) -> bool:
         member, created = followers.follower_subscribed(app=app, openid=openid, at=at)
         channels.channel_scanned(app=app, member=member, scene=_scene(message), at=at,
                                  followed=False, is_new_member=created)
+        _referral(message, member, created, at, followed=False)
         return True
     if event == "unsubscribe":
         return followers.followers_unsubscribe(app=app, openids=[openid], at=at) > 0
@@ -55,6 +58,16 @@ def _oa(app: OAApp, message: dict) -> bool:
         return _template_finished(app, message)
     logger.info("OA event %s ignored", event or message.get("MsgType"))
     return False
+
+
+def _referral(message: dict, member: Member, is_new_member: bool, at, *,
+              followed: bool) -> None:
+    """裂变: a referral invite's QR code (scene ``ref_<code>``) attributes the member to
+    its inviter, and rewards them (``campaigns.referrals``)."""
+    scene = _scene(message)
+    if scene.startswith("ref_"):
+        referral_scan(code=scene.removeprefix("ref_"), member=member,
+                      is_new_member=is_new_member, at=at, followed=followed)
 
 
 def _menu(app: OAApp, message: dict, openid: str, at) -> bool:

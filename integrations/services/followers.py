@@ -17,17 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 from pyroaring import BitMap
 
 from integrations.models import Follower, OAApp
 from integrations.services.connections import oa_api
+from integrations.services.follower_merge import PageMerged, page_merge
 from integrations.services.systemtags import follower_tag
 from integrations.wechat.client import OAApi, WeChatApiError
 from members.identities import normalize_identity
-from members.models import IdentityKind, Member, SourceChannel
-from members.services import timeline_add
+from members.models import IdentityKind, Member, SourceChannel, TimelineEvent
 from members.services.people import Record, people_resolve
 from scrm.access import Actor
 from scrm.db.copy import rows_upsert
@@ -90,22 +90,30 @@ def followers_sync_start(*, actor: Actor, app: OAApp, enqueue: bool = True) -> J
 
 
 def followers_sync_run(*, job: Job, on_page: Callable[[int, int], None] | None = None) -> None:
-    """Run (or resume) a full sync job; see the module docstring."""
+    """Run (or resume) a full sync job; see the module docstring.  The next page downloads
+    while this one is written (WeChat's rate limit and the database then overlap)."""
     app = OAApp.objects.get(pk=job.params["app_id"])
     actor = Actor(tenant=app.tenant, scopes=frozenset())
     state = _State(job)
     job_start(job=job)
-    with ThreadPoolExecutor(INFO_WORKERS) as pool:
+    with ThreadPoolExecutor(INFO_WORKERS) as pool, ThreadPoolExecutor(1) as ahead:
+        def fetch(cursor: str) -> tuple[dict, list[dict]]:
+            page = with_backoff(lambda: _api(app).followers_page(cursor))
+            openids = page.get("data", {}).get("openid") or []
+            return page, _infos(app, openids, pool) if openids else []
+
+        coming = ahead.submit(fetch, state.next_openid)
         while True:
-            page = with_backoff(lambda: oa_api(app).followers_page(state.next_openid))
+            page, infos = coming.result()
             openids = page.get("data", {}).get("openid") or []
             state.total = max(state.total, int(page.get("total", 0)))
             if not openids:
                 break
-            infos = _infos(app, openids, pool)
+            cursor = page.get("next_openid") or openids[-1]
+            coming = ahead.submit(fetch, cursor)
             with transaction.atomic():
                 _page_write(actor=actor, app=app, infos=infos, state=state)
-                state.next_openid = page.get("next_openid") or openids[-1]
+                state.next_openid = cursor
                 state.save(job)
             if on_page:
                 on_page(state.done, state.total)
@@ -181,40 +189,52 @@ def _record(app: OAApp, info: dict) -> Record:
 
 
 def _page_write(*, actor: Actor, app: OAApp, infos: list[dict], state: _State) -> None:
-    """One page of followers, in the caller's transaction.  Followers whose row would not
-    change (most of them, on every sync after the first) cost one read."""
+    """One page of followers, in the caller's transaction: set-based SQL on PostgreSQL
+    (``follower_merge``), the OneID service elsewhere (the SQLite quick start).  Followers
+    whose row would not change (most of them, on every sync after the first) cost one
+    read."""
     now = timezone.now()
     subscribed = {info["openid"]: info for info in infos if info.get("subscribe")}
     gone = [info["openid"] for info in infos if not info.get("subscribe")]
-    infos = list(subscribed.values())
+    merge = page_merge if connection.vendor == "postgresql" else _page_merge_python
+    page = merge(actor=actor, app=app, infos=list(subscribed.values()))
+    _tag(app, page.followed, add=True)
+    _timeline_many(page.resubscribed, "oa.subscribed", app, now)
+    state.seen |= BitMap(page.seen)
+    state.counts["created"] += page.created
+    state.counts["updated"] += page.updated
+    state.counts["unchanged"] += page.unchanged
+    state.counts["unsubscribed"] += followers_unsubscribe(app=app, openids=gone, at=now)
+    state.done += len(subscribed) + len(gone)
+
+
+def _page_merge_python(*, actor: Actor, app: OAApp, infos: list[dict]) -> PageMerged:
+    now = timezone.now()
     existing = {row[0]: row for row in Follower.objects.filter(
-        app=app, openid__in=list(subscribed)).values_list("openid", *FOLLOWER_UPDATES,
-                                                          "member__member_no")}
+        app=app, openid__in=[info["openid"] for info in infos]).values_list(
+            "openid", *FOLLOWER_UPDATES, "member__member_no")}
     unchanged, changed = [], []
     for info in infos:
         same = _row_unchanged(app, info, existing.get(info["openid"]))
         (unchanged if same else changed).append(info)
-    state.seen |= BitMap(existing[info["openid"]][-1] for info in unchanged)
     resolved = people_resolve(actor=actor, records=[_record(app, info) for info in changed],
                               source_channel=SourceChannel.WECHAT_OA)
-    rows = [_follower_row(app, info, result.member_id, now)
-            for info, result in zip(changed, resolved, strict=True)]
-    rows_upsert(model=Follower, columns=FOLLOWER_COLUMNS, rows=rows,
-                conflict=("tenant_id", "app_id", "openid"), update=FOLLOWER_UPDATES,
-                touch=("synced_at",))
-    following_again = [r for info, r in zip(changed, resolved, strict=True)
-                       if not (existing.get(info["openid"]) or (None, None, None, True))[3]]
-    _tag(app, [r.member_no for info, r in zip(changed, resolved, strict=True)
-               if info["openid"] not in existing or r in following_again], add=True)
-    state.seen |= BitMap(r.member_no for r in resolved)
+    rows_upsert(model=Follower, columns=FOLLOWER_COLUMNS, conflict=("tenant_id", "app_id",
+                                                                    "openid"),
+                rows=[_follower_row(app, info, result.member_id, now)
+                      for info, result in zip(changed, resolved, strict=True)],
+                update=FOLLOWER_UPDATES, touch=("synced_at",))
+    # was following: True, had left: False, new: None
+    was = [existing[info["openid"]][3] if info["openid"] in existing else None
+           for info in changed]
     created = sum(r.created for r in resolved)
-    _timeline_many([r.member_id for r in following_again if not r.created], "oa.subscribed",
-                   app, now)
-    state.counts["created"] += created
-    state.counts["updated"] += len(resolved) - created
-    state.counts["unchanged"] += len(unchanged)
-    state.counts["unsubscribed"] += followers_unsubscribe(app=app, openids=gone, at=now)
-    state.done += len(infos) + len(gone)
+    return PageMerged(
+        created=created, updated=len(resolved) - created, unchanged=len(unchanged),
+        seen=[existing[info["openid"]][-1] for info in unchanged]
+        + [r.member_no for r in resolved],
+        followed=[r.member_no for r, w in zip(resolved, was, strict=True) if w is not True],
+        resubscribed=[r.member_id for r, w in zip(resolved, was, strict=True)
+                      if w is False and not r.created])
 
 
 def _row_unchanged(app: OAApp, info: dict, row: tuple | None) -> bool:
@@ -243,10 +263,10 @@ def _tag(app: OAApp, member_nos: list[int], *, add: bool) -> None:
 
 
 def _timeline_many(member_ids: list[int], kind: str, app: OAApp, at: datetime) -> None:
-    for member_id in member_ids:
-        timeline_add(member=Member(pk=member_id, tenant_id=app.tenant_id), kind=kind,
-                     actor="system", occurred_at=at, data={"appid": app.appid,
-                                                           "app": app.name})
+    TimelineEvent.objects.bulk_create([
+        TimelineEvent(tenant_id=app.tenant_id, member_id=member_id, kind=kind, actor="system",
+                      occurred_at=at, data={"appid": app.appid, "app": app.name})
+        for member_id in member_ids], batch_size=2000)
 
 
 def followers_unsubscribe(*, app: OAApp, openids: list[str], at: datetime) -> int:

@@ -79,26 +79,32 @@ def identities_lookup(identities: Iterable[Identity]) -> list[MemberIdentity]:
 
 def _members_found(identities: list[Identity]) -> tuple[list[MemberIdentity], list[Member]]:
     """Every identity of the members that any of ``identities`` points at (in id order) and
-    those members, oldest first, with their store and ``stats_list``: two queries without
-    querysets, since every upsert starts here."""
+    those members, oldest first, with their store and ``stats_list``.  Without querysets,
+    since every upsert starts here; a new person costs one single-table query."""
     tenant_id = require_tenant_id()
     matches = " OR ".join(["(kind = %s AND app_id = %s AND value = %s)"] * len(identities))
-    found = f"SELECT member_id FROM members_memberidentity WHERE tenant_id = %s AND ({matches})"  # noqa: S608
+    found = rows_select(
+        MemberIdentity,
+        where=f"tenant_id = %s AND ({matches})",
+        params=[tenant_id, *(part for identity in identities for part in identity.key)],
+    )
+    if not found:
+        return [], []
+    member_ids = sorted({row.member_id for row in found})
     rows = rows_select(
         MemberIdentity,
-        where=f"tenant_id = %s AND member_id IN ({found})",
-        params=[tenant_id, tenant_id, *(part for identity in identities for part in identity.key)],
+        where=f"tenant_id = %s AND member_id IN ({', '.join(['%s'] * len(member_ids))})",
+        params=[tenant_id, *member_ids],
         order_by="id",
     )
-    if not rows:
-        return rows, []
-    members = members_with_relations(member_ids={row.member_id for row in rows})
+    members = members_with_relations(member_ids=member_ids)
     return rows, sorted(members, key=lambda m: (m.created_at, m.pk))
 
 
 def _identity_rows(
-    member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]]
+    member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], now
 ) -> list[MemberIdentity]:
+    """Unsaved rows for the identities not in ``known``."""
     return [
         MemberIdentity(
             tenant_id=member.tenant_id,
@@ -108,6 +114,7 @@ def _identity_rows(
             value=identity.value,
             display=identity.display,
             value_encrypted=identity.encrypted,
+            created_at=now,
         )
         for identity in identities
         if identity.key not in known
@@ -135,10 +142,8 @@ def _row(instance: Model) -> dict[str, Any]:
 def identities_attach(
     *, member: Member, identities: Iterable[Identity], known: set[tuple[str, str, str]], actor: str
 ) -> list[MemberIdentity]:
-    added = _identity_rows(member, identities, known)
     now = timezone.now()
-    for row in added:
-        row.created_at = now
+    added = _identity_rows(member, identities, known, now)
     for row, pk in zip(added, rows_insert(MemberIdentity, [_row(r) for r in added], now=now),
                        strict=True):
         row.pk = pk
@@ -184,7 +189,7 @@ def _scope_defaults(actor: Actor, profile: dict[str, Any]) -> dict[str, Any]:
 def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -> Member:
     """A new member and what every member has (identities, stats, the timeline's first
     events), written in one round trip: the member's id is allocated first."""
-    member_id, member_no = member_keys_allocate(tenant_id=actor.tenant.pk)
+    ((member_id, member_no),) = member_keys_allocate(tenant_id=actor.tenant.pk, count=1)
     now = timezone.now()
     member = Member(pk=member_id, tenant_id=actor.tenant.pk, member_no=member_no,
                     created_at=now, updated_at=now)
@@ -192,9 +197,7 @@ def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -
     phone = next((i.plain for i in identities if i.kind == IdentityKind.PHONE), None)
     if phone:
         _phone_apply(member, phone)
-    added = _identity_rows(member, identities, known=set())
-    for row in added:
-        row.created_at = now
+    added = _identity_rows(member, identities, set(), now)
     created = _timeline_event(
         member=member,
         kind=TimelineEvent.Kind.CREATED,
@@ -215,7 +218,7 @@ def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -
     member._state.adding, member._state.db = False, connection.alias
     member.identity_list, member.stats_list = added, [stats]
     signals.members_changed.send(sender=Member, tenant_id=member.tenant_id,
-                                 member_ids=[member.pk])
+                                 member_ids=[member.pk], member_nos=[member.member_no])
     transaction.on_commit(
         lambda: signals.member_created.send(
             sender=Member, tenant_id=member.tenant_id, member_id=member.pk
@@ -309,7 +312,7 @@ def member_update(*, actor: Actor, member: Member, profile: dict[str, Any]) -> M
             data={"changed": changed, "values": data},
         )
         signals.members_changed.send(sender=Member, tenant_id=member.tenant_id,
-                                     member_ids=[member.pk])
+                                     member_ids=[member.pk], member_nos=[member.member_no])
         transaction.on_commit(
             lambda: signals.member_updated.send(
                 sender=Member, tenant_id=member.tenant_id, member_id=member.pk, changed=changed

@@ -14,6 +14,15 @@ def _sequence(tenant_id: int) -> str:
     return f"member_no_seq_{int(tenant_id)}"
 
 
+def member_no_sequence(*, tenant_id: int) -> str:
+    """PostgreSQL: the tenant's member-number sequence, created when missing, for SQL that
+    numbers many new members itself (``nextval('<name>')``)."""
+    sequence = _sequence(tenant_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer")
+    return sequence
+
+
 def member_numbers_allocate(*, tenant_id: int, count: int) -> list[int]:
     if count <= 0:
         return []
@@ -35,24 +44,25 @@ def member_numbers_allocate(*, tenant_id: int, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def member_keys_allocate(*, tenant_id: int) -> tuple[int, int]:
-    """The id and number of one new member, in one round trip.  The id comes from the
-    table's own sequence (as ``IdReserver`` hands them out), so the member's identities,
-    stats and timeline can be written in the same statement batch as the member."""
-    if connection.vendor != "postgresql":
-        (number,) = member_numbers_allocate(tenant_id=tenant_id, count=1)
-        highest = Member.objects.unscoped().aggregate(highest=Max("id"))["highest"]
-        return (highest or 0) + 1, number
+def member_keys_allocate(*, tenant_id: int, count: int) -> list[tuple[int, int]]:
+    """Ids and numbers for ``count`` new members, in one round trip.  The ids come from the
+    table's own sequence (as ``IdReserver`` hands them out, gaps are harmless), so rows that
+    point at a new member can be written before it or in the same statement batch."""
+    if count <= 0:
+        return []
+    if connection.vendor != "postgresql":  # SQLite writes one transaction at a time
+        numbers = member_numbers_allocate(tenant_id=tenant_id, count=count)
+        highest = Member.objects.unscoped().aggregate(highest=Max("id"))["highest"] or 0
+        return list(zip(range(highest + 1, highest + 1 + count), numbers, strict=True))
     sequence = _sequence(tenant_id)
     with connection.cursor() as cursor:
         create = f"CREATE SEQUENCE IF NOT EXISTS {sequence} AS integer"
         allocate = (
             f"SELECT nextval(pg_get_serial_sequence('{Member._meta.db_table}', 'id')), "  # noqa: S608
-            f"nextval('{sequence}')"
+            f"nextval('{sequence}') FROM generate_series(1, %s)"
         )
-        cursor.execute(f"{create}; {allocate}")
-        member_id, number = cursor.fetchone()
-    return member_id, number
+        cursor.execute(f"{create}; {allocate}", [count])
+        return [(member_id, number) for member_id, number in cursor.fetchall()]
 
 
 def member_numbers_reset(*, tenant_id: int) -> None:

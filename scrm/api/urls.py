@@ -176,3 +176,57 @@ urlpatterns += [
     path("automations/<int:rule_id>/", campaigns.AutomationDetailApi.as_view(),
          name="automation"),
 ]
+
+# Coupons (优惠券): templates and their results, issuing, redemption, cancellation.
+from campaigns.coupons.api import views as coupons  # noqa: E402
+
+urlpatterns += [
+    path("coupons/templates/", coupons.CouponTemplateListCreateApi.as_view(),
+         name="coupon-templates"),
+    path("coupons/templates/<int:template_id>/", coupons.CouponTemplateDetailApi.as_view(),
+         name="coupon-template"),
+    path("coupons/issue/", coupons.CouponIssueApi.as_view(), name="coupons-issue"),
+    path("coupons/redeem/", coupons.CouponRedeemApi.as_view(), name="coupons-redeem"),
+    path("coupons/", coupons.CouponListApi.as_view(), name="coupons"),
+    path("coupons/<str:code>/", coupons.CouponDetailApi.as_view(), name="coupon"),
+    path("coupons/<str:code>/cancel/", coupons.CouponCancelApi.as_view(), name="coupon-cancel"),
+    path("members/<int:member_id>/coupons/", coupons.MemberCouponListApi.as_view(),
+         name="member-coupons"),
+]
+
+# RFM (segments, runs, movement) and lifecycle stages.
+from campaigns.rfm import api as rfm  # noqa: E402
+
+urlpatterns += [
+    path("rfm/config/", rfm.RfmConfigApi.as_view(), name="rfm-config"),
+    path("rfm/runs/", rfm.RfmRunListCreateApi.as_view(), name="rfm-runs"),
+    path("rfm/runs/<int:run_id>/", rfm.RfmRunDetailApi.as_view(), name="rfm-run"),
+    path("rfm/movement/", rfm.RfmMovementApi.as_view(), name="rfm-movement"),
+    path("rfm/movement/members/", rfm.RfmMovementMembersApi.as_view(),
+         name="rfm-movement-members"),
+    path("members/<int:member_id>/rfm/", rfm.MemberRfmApi.as_view(), name="member-rfm"),
+    path("lifecycle/config/", rfm.LifecycleConfigApi.as_view(), name="lifecycle-config"),
+    path("lifecycle/funnel/", rfm.LifecycleFunnelApi.as_view(), name="lifecycle-funnel"),
+]
+
+# Referrals (裂变): campaigns, invites, the KOC leaderboard, attributions; lotteries (抽奖).
+from campaigns.referrals.api import lotteries, referrals  # noqa: E402
+
+urlpatterns += [
+    path("referrals/", referrals.ReferralListCreateApi.as_view(), name="referrals"),
+    path("referrals/<int:campaign_id>/", referrals.ReferralDetailApi.as_view(), name="referral"),
+    path("referrals/<int:campaign_id>/invites/", referrals.ReferralInviteApi.as_view(),
+         name="referral-invites"),
+    path("referrals/<int:campaign_id>/leaderboard/", referrals.ReferralLeaderboardApi.as_view(),
+         name="referral-leaderboard"),
+    path("referrals/<int:campaign_id>/attributions/",
+         referrals.ReferralAttributionListApi.as_view(), name="referral-attributions"),
+    path("referrals/<int:campaign_id>/attributions/<int:attribution_id>/review/",
+         referrals.ReferralAttributionReviewApi.as_view(), name="referral-attribution-review"),
+    path("lotteries/", lotteries.LotteryListCreateApi.as_view(), name="lotteries"),
+    path("lotteries/<int:lottery_id>/", lotteries.LotteryDetailApi.as_view(), name="lottery"),
+    path("lotteries/<int:lottery_id>/draws/", lotteries.LotteryDrawApi.as_view(),
+         name="lottery-draws"),
+    path("lotteries/<int:lottery_id>/codes/", lotteries.LotteryCodesApi.as_view(),
+         name="lottery-codes"),
+]

@@ -78,6 +78,28 @@ def copy_insert(cursor, *, model: type[Model], columns: Sequence[str], payload: 
     return inserted
 
 
+def planner_stats_refresh(*models: type[Model]) -> list[str]:
+    """ANALYZE those of ``models``' tables that have more than doubled since PostgreSQL last
+    analyzed them; returns their names.  A bulk load (a first follower sync) grows tables
+    far faster than autovacuum re-analyzes them, and on stale statistics the planner
+    misjudges the per-row lookups: with a follower table it believes empty it probes
+    ``(tenant, app, is_subscribed)`` and filters every follower of the app, instead of the
+    unique ``(tenant, app, openid)`` index (measured: 36 ms instead of 0.02 ms a row at
+    100k followers).  Cheap to call before every page: one catalog query."""
+    if connection.vendor != "postgresql":
+        return []
+    tables = [model._meta.db_table for model in models]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[]) AND "
+            "pg_relation_size(oid) > 2 * greatest(relpages, 64)::bigint * "
+            "current_setting('block_size')::bigint", [tables])
+        stale = [row[0] for row in cursor.fetchall()]
+        for table in stale:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return stale
+
+
 def rows_insert(*, model: type[Model], columns: Sequence[str], rows: list[Sequence[Any]],
                 ignore_conflicts: bool = False) -> None:
     """Insert ``rows`` (Python values, in ``columns`` order) in one go."""

@@ -196,6 +196,12 @@ def audience_mark_dirty(*, member_ids: list[int] | None = None,
                 f"SELECT tenant_id, member_no FROM {Member._meta.db_table} "
                 "WHERE tenant_id = %s AND id = ANY(%s)", [tenant_id, list(member_ids)])
         return
+    if member_nos and not member_ids and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the upserts know the numbers already
+            cursor.execute(
+                f"INSERT INTO {AudienceDirty._meta.db_table} (tenant_id, member_no) "  # noqa: S608
+                "SELECT %s, unnest(%s::integer[])", [tenant_id, sorted(set(member_nos))])
+        return
     if member_ids:
         member_nos = list(member_nos or []) + list(
             Member.objects.unscoped().filter(tenant_id=tenant_id, pk__in=member_ids)

@@ -55,15 +55,23 @@ def visible_members(*, actor: Actor, member_nos: BitMap) -> BitMap:
         status=Member.Status.ACTIVE).values_list("member_no", flat=True))
 
 
-def segment_page(*, member_nos: BitMap, after: int | None, size: int
-                 ) -> tuple[list[Member], int | None]:
+def segment_page(*, member_nos: BitMap, after: int | None, size: int,
+                 descending: bool = False) -> tuple[list[Member], int | None]:
     """One page of members in member-number order, after ``after``, and the cursor of the
-    next page (None on the last)."""
-    start = member_nos.rank(after) if after is not None else 0
-    page = list(member_nos[start:start + size])
+    next page (None on the last).  ``descending``: newest members first, ``after`` then
+    being the last member number of the previous page."""
+    if descending:
+        stop = len(member_nos) if after is None else member_nos.rank(after - 1)
+        start = max(stop - size, 0)
+        page = list(reversed(member_nos[start:stop]))
+        has_more = start > 0
+    else:
+        start = member_nos.rank(after) if after is not None else 0
+        page = list(member_nos[start:start + size])
+        has_more = start + size < len(member_nos)
     members = {m.member_no: m for m in Member.objects.filter(member_no__in=page)
-               .select_related("store").prefetch_related(*member_relations())}
-    next_after = page[-1] if page and start + size < len(member_nos) else None
+               .select_related("store", "guide").prefetch_related(*member_relations())}
+    next_after = page[-1] if page and has_more else None
     return [members[no] for no in page if no in members], next_after
 
 

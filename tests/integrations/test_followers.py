@@ -6,7 +6,7 @@ import pytest
 from integrations.models import Follower
 from integrations.services.followers import followers_sync_run, followers_sync_start
 from integrations.services.systemtags import follower_tag
-from members.models import Member, MemberIdentity
+from members.models import Member, MemberIdentity, TimelineEvent
 from scrm.jobs import job_run
 from scrm.models import Job
 from scrm.tenancy import tenant_scope
@@ -81,6 +81,28 @@ def test_unsubscribed_followers_are_marked_and_their_members_kept(sandbox, actor
         assert set(Follower.objects.filter(is_subscribed=False).values_list(
             "openid", flat=True)) == set(gone)
         assert follower_tag(oa_app).member_count == FOLLOWERS - 2
+
+
+def test_followers_who_come_back_follow_again_on_the_same_member(sandbox, actor, oa_app,
+                                                                 tenant):
+    sync(actor, oa_app, tenant)
+    (openid,) = sandbox.openids([7])
+    sandbox.simulate_mp("unsubscribe", openid=openid)
+    sync(actor, oa_app, tenant)
+    sandbox.simulate_mp("subscribe", openid=openid)
+    sandbox.callbacks.take()
+    job = sync(actor, oa_app, tenant)
+    assert (job.result["created"], job.result["updated"], job.result["unsubscribed"]) == (
+        0, 1, 0)
+    assert state(tenant) == {"members": FOLLOWERS, "openids": FOLLOWERS,
+                             "followers": FOLLOWERS, "unsubscribed": 0}
+    with tenant_scope(tenant):
+        follower = Follower.objects.get(openid=openid)
+        assert (follower.is_subscribed, follower.unsubscribed_at) == (True, None)
+        assert list(TimelineEvent.objects.filter(member_id=follower.member_id).values_list(
+            "kind", flat=True).order_by("id")) == ["member.created", "oa.unsubscribed",
+                                                   "oa.subscribed"]
+        assert follower_tag(oa_app).member_count == FOLLOWERS
 
 
 def test_a_token_expiring_mid_sync_costs_one_refresh(sandbox, actor, oa_app, tenant):

@@ -169,3 +169,23 @@ def test_full_phone_view_is_audited(api_client, tenant, store):
         entry = AuditEntry.objects.get()
     assert (entry.action, entry.target_type, entry.target_id) == (
         "member.phone_viewed", "member", created["id"])
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"city": "杭州", "first_touch": {"scene": "qr", "channel": 7}},
+    {"identities": [{"kind": "email", "value": "Fang@Example.com"}]},
+])
+def test_upsert_answers_the_member_as_it_reads_back(api_client, store, changes):
+    """Created and updated members are answered from what the upsert wrote, not read again:
+    the answer must be what the member's own page shows."""
+    created = api_client.post(UPSERT, WANG_FANG, format="json").json()
+    assert created.pop("outcome") == "created"
+    assert created == api_client.get(f"/api/v1/members/{created['id']}/").json()
+
+    body = {"identities": [WANG_FANG["identities"][1]], **changes}
+    if "identities" in changes:
+        body["identities"] = [WANG_FANG["identities"][1], *changes["identities"]]
+    updated = api_client.post(UPSERT, body, format="json").json()
+    assert updated.pop("outcome") == "updated"
+    assert updated == api_client.get(f"/api/v1/members/{created['id']}/").json()

@@ -1,10 +1,12 @@
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
+from members.identities import normalize_identity
 from members.models import Member, MemberIdentity, MemberStats, Order, OrderLine, TimelineEvent
-from members.services import order_ingest_bulk
+from members.services import member_upsert, order_ingest_bulk
 from members.signals import member_created, order_paid
 from scrm.access import Actor
 from scrm.tenancy import tenant_scope
@@ -409,3 +411,63 @@ def test_concurrent_batches_of_the_same_buyers_agree(tenant):
         assert Order.objects.count() == 60
         assert Member.objects.count() == 10
         assert sorted(MemberStats.objects.values_list("order_count", flat=True)) == [6] * 10
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_buyer_created_by_a_concurrent_request_is_found_not_retried(tenant):
+    """The batch plans a new member for a buyer another request is creating; once that one
+    commits, the batch's orders of that buyer go to its member, the others stay set-based."""
+    actor = Actor(tenant=tenant)
+    created, release, results = threading.Event(), threading.Event(), []
+
+    def other_request():
+        try:
+            with tenant_scope(tenant), transaction.atomic():
+                member_upsert(actor=actor, identities=[{"kind": "phone", "value": "13800130001"}])
+                created.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    def batch():
+        try:
+            with tenant_scope(tenant):
+                results.append(order_ingest_bulk(actor=actor, orders=[
+                    (0, validated(order("C0", phone="13800130001"))),
+                    (1, validated(order("C1", phone="13800130002"))),
+                ]))
+        finally:
+            connection.close()
+
+    with tenant_scope(tenant):  # the member-number sequence exists: nothing else waits
+        member_upsert(actor=actor, identities=[{"kind": "phone", "value": "13800130009"}])
+    threads = [threading.Thread(target=other_request), threading.Thread(target=batch)]
+    threads[0].start()
+    assert created.wait(timeout=10)
+    threads[1].start()
+    wait_for_a_lock_wait()  # the batch has planned a new member and waits on the identity
+    release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [r["status"] for r in results[0]] == ["created", "created"]
+    with tenant_scope(tenant):
+        first = MemberIdentity.objects.get(value=normalize_identity("phone", "13800130001").value)
+        assert Order.objects.get(order_no="C0").member_id == first.member_id
+        assert Member.objects.count() == 3
+        assert MemberIdentity.objects.count() == 3
+        assert TimelineEvent.objects.filter(kind="member.created").count() == 3
+        assert sorted(MemberStats.objects.values_list("order_count", flat=True)) == [0, 1, 1]
+
+
+def wait_for_a_lock_wait() -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("no session waited on a lock")

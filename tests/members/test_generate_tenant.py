@@ -170,7 +170,7 @@ def test_seed_demo_creates_every_role_and_is_idempotent():
     out = StringIO()
     call_command("seed_demo", "-v0", stdout=out)
     text = out.getvalue()
-    assert "http://127.0.0.1:8000/admin/" in text
+    assert "http://127.0.0.1:8000/login/" in text
     assert "owner@demo.example" in text
     assert re.search(r"API key \(shown once\): sk_\w+", text)
     tenant = Tenant.objects.get(slug="demo")

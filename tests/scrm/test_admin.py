@@ -259,7 +259,7 @@ def test_switching_tenant_only_to_tenants_the_user_belongs_to(client, tenant, ot
 def test_switching_tenant_needs_a_signed_in_user(client, tenant):
     response = client.post("/switch-tenant/", {"tenant_id": tenant.pk})
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response["Location"].startswith("/login/")
 
 
 def _admin_urls():

@@ -2,13 +2,14 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from members.models import Member
-from scrm import access
+from scrm import access, selectors
 from scrm.models import ApiKey, Brand, Role, StaffMembership, Tenant
-from scrm.services import api_key_create, api_key_revoke
+from scrm.services import api_key_create, api_key_revoke, api_keys_delete, tenant_update
 from scrm.tenancy import tenant_scope
 
 MEMBERS = "/api/v1/members/"
@@ -76,6 +77,37 @@ def test_revoked_key_is_401(tenant):
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
     assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_lookup_that_raced_the_revocation_cannot_cache_the_key_again(tenant):
+    key, secret = api_key_create(tenant=tenant, name="partner")
+    stale = selectors.api_key_active_get(prefix=key.prefix)  # read just before the revocation
+
+    api_key_revoke(api_key=key)
+    cache.add(selectors._api_key_cache_key(key.prefix), stale, 60)  # what it stores after
+
+    assert bearer(secret).get(MEMBERS).status_code == 401
+
+
+def test_deleted_key_is_401_at_once(tenant):
+    key, secret = api_key_create(tenant=tenant, name="partner")
+    client = bearer(secret)
+    assert client.get(MEMBERS).status_code == 200
+
+    api_keys_delete(api_keys=[key])
+
+    assert client.get(MEMBERS).status_code == 401
+
+
+def test_key_of_a_tenant_switched_off_in_the_admin_is_401_at_once(tenant):
+    _key, secret = api_key_create(tenant=tenant, name="partner")
+    client = bearer(secret)
+    assert client.get(MEMBERS).status_code == 200
+
+    tenant.is_active = False
+    tenant_update(tenant=tenant)
+
+    assert client.get(MEMBERS).status_code == 401
 
 
 def test_key_of_a_deactivated_tenant_is_401(tenant):

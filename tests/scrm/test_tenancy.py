@@ -74,3 +74,36 @@ def test_rows_cannot_reference_another_tenants_rows():
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             with pytest.raises(IntegrityError), transaction.atomic():
                 Member.objects.create(tenant=first, member_no=2, merged_into=theirs)
+
+
+def _names() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM members_member ORDER BY name")
+        return [name for (name,) in cursor.fetchall()]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_first_statement_outside_a_transaction_does_not_lose_the_tenant():
+    """The tenant's set_config travels with the next statement; when that one fails outside a
+    transaction, both are undone, and the statement after sets the tenant again."""
+    first, _second = _seed_two_tenants()
+    from django.db import DatabaseError
+
+    with tenant_scope(first):
+        with pytest.raises(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0 FROM members_member")
+        assert _names() == ["甲"]
+
+
+@pytest.mark.postgres
+def test_rolling_back_to_a_savepoint_keeps_the_tenant():
+    first, second = _seed_two_tenants()
+    from django.db import DatabaseError, transaction
+
+    with tenant_scope(first):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+        assert _names() == ["甲"]
+    with tenant_scope(second):
+        assert _names() == ["乙"]

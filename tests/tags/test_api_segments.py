@@ -104,7 +104,7 @@ def _bad_expressions(tag_id: int, their_tag_id: int) -> list[tuple[object, str]]
         ({"all": []}, "$.all"),
         ({"all": [city, {"any": []}]}, "$.all[1].any"),
         ({"any": [{"tag": tag_id}, {"tier": "gold"}]}, "$.any[1].tier"),
-        ({"any": [{"tag": tag_id}, {"rfm": "重要价值"}]}, "$.any[1]"),
+        ({"any": [{"tag": tag_id}, {"rfm": "没有这个分群"}]}, "$.any[1].rfm"),
         ({"tag": tag_id, "store": "SH001"}, "$"),
         ({"not": {}}, "$.not"),
         ([{"tag": tag_id}], "$"),

@@ -6,7 +6,8 @@ from django.db import transaction
 from scrm.models import Role
 from scrm.tenancy import tenant_scope
 
-LOGIN_URL = "http://127.0.0.1:8000/admin/"
+LOGIN_URL = "http://127.0.0.1:8000/login/"
+GUIDE_LOGIN_URL = "http://127.0.0.1:8000/guide/login/"
 
 
 class Command(BaseCommand):
@@ -19,9 +20,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, seed, verbosity, **options):
         # The demo is a project-level fixture drawing on every app, hence the late imports.
+        from campaigns.rfm.services.lifecycle import lifecycle_pass
+        from campaigns.rfm.services.runs import rfm_run_now
         from integrations.demo import wechat_demo_seed
         from members.generator import demo
         from points.demo import loyalty_demo_seed
+        from tags.demo import tags_demo_seed
 
         started = time.perf_counter()
         with transaction.atomic():
@@ -29,7 +33,11 @@ class Command(BaseCommand):
             if result.created:
                 with tenant_scope(result.tenant):
                     loyalty_demo_seed(tenant=result.tenant)
+                    tags_demo_seed(tenant=result.tenant)
                     wechat = wechat_demo_seed(tenant=result.tenant)
+                    # The dashboard's RFM matrix and lifecycle funnel, as the nightly job
+                    # would leave them.
+                    lifecycle_pass(rfm_run=rfm_run_now())
         owner = demo.demo_email(Role.OWNER)
         if not result.created:
             self.stdout.write(f"demo tenant '{demo.DEMO_SLUG}' already exists; nothing to do")
@@ -42,7 +50,7 @@ class Command(BaseCommand):
             f"{demo.DEMO_MEMBERS:,} members, {demo.DEMO_ORDERS:,} orders, a tier programme, "
             f"points and a points mall")
         self.stdout.write(f"WeChat: {wechat}")
-        self.stdout.write(f"login: {LOGIN_URL}")
+        self.stdout.write(f"login: {LOGIN_URL} (the guide's phone view: {GUIDE_LOGIN_URL})")
         password = demo.DEMO_PASSWORD if result.owner_password else "(unchanged: login existed)"
         self.stdout.write(f"owner: {owner}  password: {password}")
         others = ", ".join(role for role in Role.values if role != Role.OWNER)
