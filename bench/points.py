@@ -44,6 +44,9 @@ from bench.points_expiry import (  # noqa: E402
 
 HOST = "127.0.0.1"
 DATABASE = "scrm_bench_points"
+# Celery tasks go to Redis as in production (a worker is not started: the request does only
+# the request's work); an empty REDIS_URL would run every task eagerly inside the request.
+BENCH_REDIS = f"redis://{HOST}:6379/13"
 GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
@@ -65,6 +68,12 @@ def api_key(url: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def redis_flush() -> None:
+    import redis
+
+    redis.Redis.from_url(BENCH_REDIS).flushdb()
+
+
 def members_of(tenant_id: int) -> list[int]:
     connection = admin_connect(DATABASE)
     with connection.cursor() as cursor:
@@ -78,7 +87,8 @@ class Server:
     """gunicorn (gthread) on 127.0.0.1 until ``stop``."""
 
     def __init__(self, url: str, *, port: int, workers: int, threads: int) -> None:
-        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "", "CONN_MAX_AGE": "3600",
+        redis_flush()
+        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": BENCH_REDIS, "CONN_MAX_AGE": "3600",
                "DEBUG": "false", "LOG_LEVEL": "WARNING"}
         self.port = port
         self.settings = f"{workers} workers x {threads} threads (gthread)"
@@ -275,6 +285,7 @@ def main() -> None:
         tenant_id = generate(members=args.members, per_member=1, due=0, database=DATABASE)
         measure(args, url, api_key(url), members_of(tenant_id))
     finally:
+        redis_flush()
         if not args.keep:
             database_drop(DATABASE)
 

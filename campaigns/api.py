@@ -11,8 +11,8 @@ from campaigns.models import ActionKind, AutomationRule, Campaign, CampaignRun, 
 from campaigns.services import automation, campaigns, policy, results
 from scrm.access import CAMPAIGNS_MANAGE, CAMPAIGNS_READ
 from scrm.api.idempotency import idempotent
-from scrm.api.pagination import paginated_response
-from scrm.api.serializers import StrictSerializer
+from scrm.api.pagination import CursorPagination, paginated_response
+from scrm.api.serializers import LocalTimeField, StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.models import Segment
 
@@ -88,6 +88,7 @@ def _changes(values: dict) -> tuple[dict, list | None]:
 
 
 class CampaignListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": CAMPAIGNS_READ, "POST": CAMPAIGNS_MANAGE}
 
     @extend_schema(responses=CampaignOutput(many=True), operation_id="campaigns_list")
@@ -205,6 +206,7 @@ class DeliveryOutput(serializers.ModelSerializer):
 
 
 class CampaignDeliveriesApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": CAMPAIGNS_READ}
 
     @extend_schema(responses=DeliveryOutput(many=True), operation_id="campaigns_deliveries")
@@ -291,15 +293,15 @@ class AutomationDetailApi(TenantApiView):
 class PolicyInput(StrictSerializer):
     max_touches = serializers.IntegerField(required=False, min_value=0, max_value=1000)
     period_days = serializers.IntegerField(required=False, min_value=1, max_value=365)
-    quiet_start = serializers.TimeField(required=False, allow_null=True)
-    quiet_end = serializers.TimeField(required=False, allow_null=True)
+    quiet_start = LocalTimeField(required=False, allow_null=True)
+    quiet_end = LocalTimeField(required=False, allow_null=True)
 
 
 class PolicyOutput(serializers.Serializer):
     max_touches = serializers.IntegerField()
     period_days = serializers.IntegerField()
-    quiet_start = serializers.TimeField(allow_null=True)
-    quiet_end = serializers.TimeField(allow_null=True)
+    quiet_start = LocalTimeField(allow_null=True)
+    quiet_end = LocalTimeField(allow_null=True)
 
 
 class ContactPolicyApi(TenantApiView):

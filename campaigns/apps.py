@@ -7,4 +7,6 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("营销活动")
 
     def ready(self) -> None:
-        from campaigns import receivers  # noqa: F401
+        from campaigns import privacy, receivers  # noqa: F401
+
+        privacy.register()

@@ -3,6 +3,7 @@ wizard (audience → actions → schedule → review with counts and a cost esti
 campaign's runs and results; automation rules; referral campaigns with their leaderboard;
 coupon templates with their redemption."""
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -11,14 +12,17 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from campaigns.api import CampaignInput
+from campaigns.api import AutomationInput, CampaignInput
 from campaigns.coupons.api.serializers import CouponTemplateInput
 from campaigns.coupons.models import CouponTemplate
-from campaigns.coupons.selectors import coupon_template_list, coupon_template_stats
+from campaigns.coupons.selectors import coupon_template_list, coupon_templates_summary
 from campaigns.coupons.services import coupon_template_save
 from campaigns.models import ActionKind, AutomationRule, Campaign
-from campaigns.referrals.models import ReferralCampaign
+from campaigns.referrals.api.serializers import ReferralInput
+from campaigns.referrals.models import ReferralCampaign, ReferralEvent
 from campaigns.referrals.selectors import referral_leaderboard, referral_stats
+from campaigns.referrals.services import referral_campaign_save
+from campaigns.services.automation import automation_rule_save
 from campaigns.services.campaigns import campaign_launch, campaign_save
 from campaigns.services.results import campaign_results
 from points.services import policy_get as points_policy_get
@@ -33,6 +37,11 @@ LISTED = 50
 WIZARD_FIELDS = ("name", "description", "segment", "schedule", "start_at", "cron",
                  "control_percent", "attribution_days", "throttle_per_minute")
 CHECKBOXES = ("respect_quiet_hours", "respect_frequency_cap", "require_consent")
+AUTOMATION_FORM = ("name", "trigger", "days", "action", "delay_minutes")
+REFERRAL_FORM = ("name", "description", "starts_at", "ends_at", "landing_url", "success_event",
+                 "conversion_days", "inviter_cap", "velocity_per_hour")
+REFERRAL_REWARD_KINDS = ((ActionKind.POINTS, ActionKind.POINTS.label),
+                         (ActionKind.COUPON, ActionKind.COUPON.label))
 
 
 def _with_results(campaigns) -> list[dict]:
@@ -157,16 +166,111 @@ def campaign_start(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @page(CAMPAIGNS_READ, whole_tenant=True)
 def automation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/automations.html", {
-        "rules": AutomationRule.objects.order_by("-pk")[:LISTED]})
+        "rules": AutomationRule.objects.order_by("-pk")[:LISTED],
+        "can_manage": request.actor.can(CAMPAIGNS_MANAGE)})
+
+
+def _automation_changes(post) -> dict[str, Any]:
+    """The rule form: the condition is a saved segment's expression (copied, so editing the
+    segment later does not change the rule), the action's params come from the fields of its
+    kind, or from the JSON box for the message kinds."""
+    data: dict[str, Any] = {key: post[key].strip() for key in AUTOMATION_FORM
+                            if post.get(key, "").strip()}
+    data["respect_frequency_cap"] = post.get("respect_frequency_cap") == "on"
+    data["is_active"] = post.get("is_active") == "on"
+    if post.get("condition_segment") == "keep":
+        pass
+    elif post.get("condition_segment"):
+        segment = Segment.objects.filter(pk=post["condition_segment"]).first()
+        if segment is None:
+            raise ApplicationError(_("人群不存在。"), code="validation_error")
+        data["condition"] = segment.expression
+    else:
+        data["condition"] = None
+    kind = post.get("action", "")
+    if kind in (ActionKind.COUPON, ActionKind.POINTS, ActionKind.TAG):
+        chosen = {key: post.get(key, "") for key in ("name", kind)}
+        found = _actions(chosen)  # the wizard's own reading of the coupon, points, tag fields
+        data["params"] = found[0]["params"] if found else {}
+    else:
+        try:
+            data["params"] = json.loads(post.get("params_json") or "{}")
+        except ValueError as exc:
+            raise ApplicationError(_("动作参数不是有效的 JSON。"), code="validation_error",
+                                   fields={"params": [str(exc)]}) from exc
+    return validated(AutomationInput, data)
+
+
+@page(CAMPAIGNS_MANAGE, whole_tenant=True)
+def automation_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
+    rule = None
+    if rule_id is not None:
+        rule = AutomationRule.objects.filter(pk=rule_id).first()
+        if rule is None:
+            raise Http404
+    error = ""
+    if request.method == "POST":
+        try:
+            saved = automation_rule_save(actor=request.actor, rule=rule,
+                                         changes=_automation_changes(request.POST))
+            messages.success(request, _("自动化规则“%(name)s”已保存。") % {"name": saved.name})
+            return redirect("web:automations")
+        except ApplicationError as exc:
+            error = error_text(exc)
+    return render(request, "campaigns/automation_edit.html", {
+        "rule": rule, "error": error, "post": request.POST if request.method == "POST" else None,
+        "triggers": AutomationRule.Trigger.choices, "actions": ActionKind.choices,
+        "params_json": json.dumps(rule.params, ensure_ascii=False) if rule else "{}",
+        **_pickers()})
+
+
+def _pickers() -> dict[str, Any]:
+    return {"segments": Segment.objects.order_by("-updated_at")[:200],
+            "coupons": CouponTemplate.objects.filter(is_active=True).order_by("-pk")[:200],
+            "tags": Tag.objects.filter(kind__in=(Tag.Kind.MANUAL, Tag.Kind.SYNCED)).exclude(
+                target=Tag.Target.PRODUCT).select_related("group").order_by("group_id", "name")}
+
+
+def _referral_create(request: HttpRequest) -> ReferralCampaign:
+    """The create form: the campaign's window and rules, and at most one reward each for
+    the inviter and the invitee on the success event (more rules through the API)."""
+    post = request.POST
+    data: dict[str, Any] = {key: post[key].strip() for key in REFERRAL_FORM
+                            if post.get(key, "").strip()}
+    data["qr_permanent"] = post.get("qr_permanent") == "on"
+    rewards = []
+    for beneficiary in ("inviter", "invitee"):
+        kind = post.get(f"{beneficiary}_kind", "")
+        value = post.get(f"{beneficiary}_value", "").strip()
+        if kind and value:
+            params = {"template": value} if kind == ActionKind.COUPON else {
+                "points": int(value) if value.isdigit() else value}
+            rewards.append({"event": data.get("success_event", "follow"),
+                            "beneficiary": beneficiary, "kind": kind, "params": params})
+    values = validated(ReferralInput, {**data, "rewards": rewards})
+    rewards = [dict(reward) for reward in values.pop("rewards", [])]
+    return referral_campaign_save(actor=request.actor, changes=values, rewards=rewards)
 
 
 @page(CAMPAIGNS_READ, whole_tenant=True)
 def referral_list(request: HttpRequest) -> HttpResponse:
+    can_manage = request.actor.can(CAMPAIGNS_MANAGE)
+    if request.method == "POST":
+        if not can_manage:
+            raise Http404
+        try:
+            campaign = _referral_create(request)
+            messages.success(request, _("裂变活动“%(name)s”已创建。") % {"name": campaign.name})
+            return redirect(f"{request.path}?campaign={campaign.pk}")
+        except ApplicationError as exc:
+            messages.error(request, error_text(exc))
     campaigns = list(ReferralCampaign.objects.order_by("-pk")[:LISTED])
     chosen = next((c for c in campaigns if str(c.pk) == request.GET.get("campaign")),
                   campaigns[0] if campaigns else None)
     return render(request, "campaigns/referrals.html", {
-        "campaigns": campaigns, "chosen": chosen,
+        "campaigns": campaigns, "chosen": chosen, "can_manage": can_manage,
+        "events": ReferralEvent.choices, "reward_kinds": REFERRAL_REWARD_KINDS,
+        "coupons": CouponTemplate.objects.filter(is_active=True).order_by("-pk")[:200],
         "stats": referral_stats(campaign=chosen) if chosen else None,
         "leaderboard": referral_leaderboard(campaign=chosen, limit=20) if chosen else []})
 
@@ -192,8 +296,11 @@ def coupon_list(request: HttpRequest) -> HttpResponse:
         except (ApplicationError, ValueError) as exc:
             messages.error(request, error_text(exc) if isinstance(exc, ApplicationError)
                            else str(exc))
-    templates = coupon_template_list()[:LISTED]
+    templates = list(coupon_template_list()[:LISTED])
+    ids = [template.pk for template in templates]
+    summary = report_cached(actor=request.actor, name=f"coupons:{','.join(map(str, ids))}",
+                            compute=lambda: coupon_templates_summary(template_ids=ids))
     return render(request, "campaigns/coupons.html", {
-        "rows": [{"template": t, "stats": coupon_template_stats(template=t)} for t in templates],
+        "rows": [{"template": t, "stats": summary.get(t.pk, {})} for t in templates],
         "can_manage": can_manage, "kinds": CouponTemplate.Kind.choices,
         "validities": CouponTemplate.Validity.choices})

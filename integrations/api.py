@@ -12,7 +12,7 @@ from integrations.models import CallbackEvent, ChannelCode, LossAlert, OAApp, We
 from integrations.services import channels, connections, followers, tagsync, wecom
 from scrm.access import INTEGRATIONS_MANAGE, INTEGRATIONS_READ
 from scrm.api.idempotency import idempotent
-from scrm.api.pagination import paginated_response
+from scrm.api.pagination import CursorPagination, paginated_response
 from scrm.api.serializers import JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from scrm.models import Store
@@ -452,6 +452,7 @@ def _pick(model, pk: int | None, field: str):
 
 
 class ChannelCodeListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": INTEGRATIONS_READ, "POST": INTEGRATIONS_MANAGE}
 
     @extend_schema(responses=ChannelCodeOutput(many=True), operation_id="channel_codes_list")
@@ -500,6 +501,7 @@ class LossAlertOutput(serializers.ModelSerializer):
 
 class LossAlertListApi(TenantApiView):
     """Open alerts first; a store manager sees their store's, a guide their own."""
+    pagination_class = CursorPagination
 
     required_scopes = {"GET": INTEGRATIONS_READ}
 
@@ -545,6 +547,7 @@ class CallbackEventOutput(serializers.ModelSerializer):
 
 
 class CallbackEventListApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": INTEGRATIONS_MANAGE}
 
     @extend_schema(responses=CallbackEventOutput(many=True), operation_id="callback_events_list")

@@ -12,6 +12,7 @@ from members.models import (
     APP_SCOPED_KINDS,
     IdentityKind,
     Member,
+    MemberConsent,
     MemberIdentity,
     MemberMerge,
     MemberStats,
@@ -207,6 +208,17 @@ class MemberMergeAdmin(MemberVisibleMixin, ReadOnlyAdmin):
     list_filter = ("reason",)
     list_select_related = ("survivor", "merged")
     fields = ("survivor", "merged", "reason", "actor", "moved", "created_at")
+    ordering = ("-created_at",)
+
+
+@admin.register(MemberConsent)
+class MemberConsentAdmin(MemberVisibleMixin, ReadOnlyAdmin):
+    """The consent history: written by the consent service only, never changed."""
+
+    list_display = ("member", "purpose", "granted", "source", "actor", "created_at")
+    list_filter = ("purpose", "granted", "source")
+    list_select_related = ("member",)
+    fields = ("member", "purpose", "granted", "source", "actor", "created_at")
     ordering = ("-created_at",)
 
 

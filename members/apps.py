@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class MembersConfig(AppConfig):
     name = "members"
     verbose_name = _("会员")
+
+    def ready(self) -> None:
+        from members.services import privacy  # noqa: F401  (its own export sections)

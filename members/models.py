@@ -46,6 +46,7 @@ class Member(TenantModel):
     class Status(models.TextChoices):
         ACTIVE = "active", _("正常")
         MERGED = "merged", _("已合并")
+        ERASED = "erased", _("已删除个人信息")
 
     member_no = models.PositiveIntegerField(_("会员编号"))
     name = models.CharField(_("姓名"), max_length=64, blank=True)
@@ -83,7 +84,11 @@ class Member(TenantModel):
         verbose_name=_("专属导购"),
     )
     marketing_consent = models.BooleanField(_("同意营销"), default=False)
+    # Profiling (rule tags, RFM and lifecycle, recommendations) until the member withdraws;
+    # a database default too, since bulk loads insert members with SQL of their own.
+    profiling_consent = models.BooleanField(_("允许用户画像"), default=True, db_default=True)
     consent_updated_at = models.DateTimeField(_("授权更新时间"), null=True, blank=True)
+    erased_at = models.DateTimeField(_("个人信息删除时间"), null=True, blank=True)
     status = models.CharField(
         _("状态"), max_length=8, choices=Status.choices, default=Status.ACTIVE
     )
@@ -397,3 +402,46 @@ class MemberNote(TenantModel):
 
     def __str__(self) -> str:
         return self.text[:20]
+
+
+class ConsentPurpose(models.TextChoices):
+    MARKETING = "marketing", _("营销信息")
+    PROFILING = "profiling", _("用户画像")
+
+
+class ConsentSource(models.TextChoices):
+    API = "api", _("开放接口")
+    DASHBOARD = "dashboard", _("运营后台")
+    IMPORT = "import", _("导入")
+    WECHAT = "wechat", _("微信")
+    SYSTEM = "system", _("系统")
+
+
+class MemberConsent(TenantModel):
+    """One statement of consent (or its withdrawal) for one purpose.  Never changed: the
+    member's current consent is the latest row per purpose, mirrored on ``Member``."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,
+        related_name="consents",
+        verbose_name=_("会员"),
+    )
+    purpose = models.CharField(_("用途"), max_length=16, choices=ConsentPurpose.choices)
+    granted = models.BooleanField(_("同意"))
+    source = models.CharField(_("来源"), max_length=16, choices=ConsentSource.choices)
+    actor = models.CharField(_("操作人"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("授权记录")
+        verbose_name_plural = _("授权记录")
+        indexes = [
+            models.Index(fields=["tenant", "member", "purpose", "-id"],
+                         name="consent_member_purpose_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}={self.granted}"

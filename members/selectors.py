@@ -109,3 +109,16 @@ def member_notes(*, member: Member) -> QuerySet:
     from members.models import MemberNote
 
     return MemberNote.objects.filter(member=member).order_by("-created_at", "-id")
+
+
+def member_consents(*, member: Member) -> QuerySet:
+    """The member's consent history, newest first."""
+    from members.models import MemberConsent
+
+    return MemberConsent.objects.filter(member=member).order_by("-id")
+
+
+def member_consent_state(*, member: Member) -> dict:
+    """The current consent per purpose, as the member row mirrors the latest statements."""
+    return {"marketing": member.marketing_consent, "profiling": member.profiling_consent,
+            "updated_at": member.consent_updated_at}

@@ -14,6 +14,12 @@ member_merging = Signal()  # tenant_id, survivor_id, merged_id
 # Sent inside the transaction whenever members' profile or stats change (create, update,
 # order, refund, merge): the audience index marks them dirty in the same transaction.
 members_changed = Signal()  # tenant_id, member_ids: list[int], optional member_nos: list[int]
+# Sent inside an erasure's transaction (PIPL): receivers delete or blank the personal data
+# they hold about these members (tags, followers...) and add counts to ``removed``.
+member_erasing = Signal()  # tenant_id, member_ids: list[int], removed: dict
+# Sent inside the transaction when a member's consent for a purpose changes: receivers drop
+# what the member no longer allows (profiling: rule tags, RFM and lifecycle rows).
+consent_changed = Signal()  # tenant_id, member_id, purpose, granted
 # Sent after a bulk load that bypassed the per-member events (generated tenants, imports):
 # higher apps rebuild what they derive from members, e.g. the audience index.
 members_loaded = Signal()  # tenant_id

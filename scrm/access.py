@@ -23,19 +23,29 @@ COUPONS_MANAGE = "coupons:manage"  # templates, issuing, cancelling
 COUPONS_REDEEM = "coupons:redeem"  # redeeming at checkout
 CAMPAIGNS_READ = "campaigns:read"  # campaigns, their results, automations
 CAMPAIGNS_MANAGE = "campaigns:manage"  # create, launch, pause campaigns and automations
+IMPORTS_WRITE = "imports:write"  # upload and run imports of members and orders
+EXPORTS_CREATE = "exports:create"  # export members, orders, the points ledger
+AUDIT_READ = "audit:read"  # search the audit log (owners)
+PRIVACY_MANAGE = "privacy:manage"  # export or erase a member's personal data (owners)
+WEBHOOKS_READ = "webhooks:read"  # webhook endpoints and their delivery log
+WEBHOOKS_MANAGE = "webhooks:manage"  # create, change, delete endpoints; replay deliveries
 
 ALL_SCOPES = (MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE, PII_READ, TAGS_MANAGE,
               SEGMENTS_WRITE, POINTS_READ, POINTS_WRITE, POINTS_ADJUST, POINTS_MANAGE,
               INTEGRATIONS_READ, INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE,
-              COUPONS_READ, COUPONS_MANAGE, COUPONS_REDEEM)
+              COUPONS_READ, COUPONS_MANAGE, COUPONS_REDEEM, IMPORTS_WRITE, EXPORTS_CREATE,
+              WEBHOOKS_READ, WEBHOOKS_MANAGE)
+# Owners' own scopes: no other role has them; an API key has them only when asked for.
+OWNER_SCOPES = (STAFF_MANAGE, AUDIT_READ, PRIVACY_MANAGE)
+GRANTABLE_SCOPES = (*ALL_SCOPES, AUDIT_READ, PRIVACY_MANAGE)
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    Role.OWNER: frozenset((*ALL_SCOPES, STAFF_MANAGE)),
+    Role.OWNER: frozenset((*ALL_SCOPES, *OWNER_SCOPES)),
     Role.BRAND_OPERATOR: frozenset(ALL_SCOPES),
     Role.CHANNEL_OPERATOR: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, TAGS_MANAGE,
                                       SEGMENTS_WRITE, POINTS_READ, INTEGRATIONS_READ,
                                       INTEGRATIONS_MANAGE, CAMPAIGNS_READ, CAMPAIGNS_MANAGE,
-                                      COUPONS_READ, COUPONS_MANAGE)),
+                                      COUPONS_READ, COUPONS_MANAGE, WEBHOOKS_READ)),
     Role.STORE_MANAGER: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, ORDERS_WRITE,
                                    POINTS_READ, POINTS_WRITE, INTEGRATIONS_READ, COUPONS_READ,
                                    COUPONS_REDEEM)),
@@ -44,7 +54,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.CUSTOMER_SERVICE: frozenset((MEMBERS_READ, MEMBERS_WRITE, ORDERS_READ, PII_READ,
                                       POINTS_READ, POINTS_ADJUST)),
     Role.ANALYST: frozenset((MEMBERS_READ, ORDERS_READ, POINTS_READ, INTEGRATIONS_READ,
-                             CAMPAIGNS_READ, COUPONS_READ)),
+                             CAMPAIGNS_READ, COUPONS_READ, EXPORTS_CREATE)),
 }
 
 

@@ -11,13 +11,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from scrm import services, tenancy
 from scrm.access import (
     ALL_SCOPES,
+    AUDIT_READ,
+    GRANTABLE_SCOPES,
     MEMBERS_READ,
     MEMBERS_WRITE,
     ORDERS_READ,
@@ -26,6 +28,7 @@ from scrm.access import (
     STAFF_MANAGE,
     Actor,
 )
+from scrm.audit import audit_write
 from scrm.models import ApiKey, AuditEntry, Brand, Job, Role, StaffMembership, Store, Tenant
 
 admin.site.site_header = _("私域 SCRM")
@@ -218,6 +221,27 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if has_tenant_field(self.model) and obj.tenant_id is None:
             obj.tenant_id = tenancy.require_tenant_id()
         super().save_model(request, obj, form, change)
+
+    # Deletions are audited; admins whose rows have a service of their own override these.
+
+    def _deletion_audit(self, request, objs) -> None:
+        actor = request_actor(request)
+        label = actor.label if actor is not None else f"platform:{request.user.pk}"
+        for obj in objs:
+            if getattr(obj, "tenant_id", None) is not None:
+                audit_write(tenant_id=obj.tenant_id, actor_label=label, action="admin.deleted",
+                            target_type=obj._meta.model_name, target_id=obj.pk,
+                            data={"object": str(obj)[:200]})
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic():
+            self._deletion_audit(request, [obj])
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            self._deletion_audit(request, list(queryset))
+            super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(TenantScopedAdmin):
@@ -415,10 +439,19 @@ class StaffMembershipAdmin(TenantScopedAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if change:
-            obj.save()
+            from scrm.api.errors import ApplicationError  # DRF's settings import this module
+
+            try:
+                services.staff_update(
+                    tenant=obj.tenant, membership=obj, actor=request_actor(request),
+                    **{name: form.cleaned_data[name] for name in form.changed_data
+                       if name in services.STAFF_FIELDS})
+            except ApplicationError as exc:
+                messages.error(request, str(exc.detail))
             return
         tenant = form.cleaned_data.get("tenant") or request_actor(request).tenant
         membership, password = services.staff_add(
+            actor=request_actor(request),
             tenant=tenant,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
@@ -434,13 +467,20 @@ class StaffMembershipAdmin(TenantScopedAdmin):
             )
 
 
+    def delete_model(self, request, obj) -> None:
+        services.staff_delete(memberships=[obj], actor=request_actor(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.staff_delete(memberships=list(queryset), actor=request_actor(request))
+
+
 # API keys
 
 
 class ApiKeyForm(TenantModelForm):
     scopes = forms.MultipleChoiceField(
         label=_("权限范围"),
-        choices=[(scope, SCOPE_LABELS.get(scope, scope)) for scope in ALL_SCOPES],
+        choices=[(scope, SCOPE_LABELS.get(scope, scope)) for scope in GRANTABLE_SCOPES],
         widget=forms.CheckboxSelectMultiple,
         initial=list(ALL_SCOPES),
     )
@@ -501,7 +541,8 @@ class ApiKeyAdmin(TenantScopedAdmin):
             return
         tenant = form.cleaned_data.get("tenant") or request_actor(request).tenant
         api_key, secret = services.api_key_create(
-            tenant=tenant, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
+            tenant=tenant, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+            actor=request_actor(request),
         )
         adopt(obj, api_key)
         messages.warning(
@@ -510,22 +551,24 @@ class ApiKeyAdmin(TenantScopedAdmin):
         )
 
     def delete_model(self, request, obj) -> None:
-        services.api_keys_delete(api_keys=[obj])
+        services.api_keys_delete(api_keys=[obj], actor=request_actor(request))
 
     def delete_queryset(self, request, queryset) -> None:
-        services.api_keys_delete(api_keys=list(queryset))
+        services.api_keys_delete(api_keys=list(queryset), actor=request_actor(request))
 
     @admin.action(description=_("吊销所选密钥"), permissions=["change"])
     def revoke(self, request, queryset) -> None:
         keys = list(queryset.filter(revoked_at__isnull=True))
         for api_key in keys:
-            services.api_key_revoke(api_key=api_key)
+            services.api_key_revoke(api_key=api_key, actor=request_actor(request))
         self.message_user(request, _("已吊销 %(count)d 个密钥。") % {"count": len(keys)})
 
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    view_scope = STAFF_MANAGE
+    """Read-only: nobody adds, changes or deletes entries here (PostgreSQL refuses too)."""
+
+    view_scope = AUDIT_READ
     list_display = ("created_at", "actor", "action", "target_type", "target_id", "ip")
     list_filter = ("action", "target_type")
     search_fields = ("=actor", "=action")

@@ -270,3 +270,31 @@ class Job(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+class OutboxEvent(TenantModel):
+    """A domain event written in the transaction of the change it describes (the outbox):
+    it exists exactly when the change committed.  The webhook relay fans it out to the
+    tenant's endpoints and stamps ``relayed_at``; relayed events are purged after
+    WEBHOOK_RETENTION_DAYS.  See scrm/events.py for the types and their payloads."""
+
+    event_id = models.UUIDField(_("事件 ID"))
+    type = models.CharField(_("类型"), max_length=48)
+    occurred_at = models.DateTimeField(_("发生时间"))
+    data = models.JSONField(_("数据"), default=dict)
+    relayed_at = models.DateTimeField(_("转发时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("事件发件箱")
+        verbose_name_plural = _("事件发件箱")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event_id"], name="outbox_tenant_event_uniq"),
+        ]
+        indexes = [
+            # The relay's queue: only unrelayed rows are in it, so it stays tiny.
+            models.Index(fields=["id"], name="outbox_pending_idx",
+                         condition=models.Q(relayed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -34,9 +34,15 @@ MENU = (
         ("channels", _("渠道活码"), access.INTEGRATIONS_READ),
         ("integrations", _("公众号与企业微信"), access.INTEGRATIONS_READ),
     )),
+    (_("数据"), (
+        ("imports", _("数据导入"), access.IMPORTS_WRITE),
+        ("exports", _("数据导出"), access.EXPORTS_CREATE),
+    )),
     (_("设置"), (
         ("staff", _("员工与角色"), access.STAFF_MANAGE),
         ("api-keys", _("API 密钥"), access.STAFF_MANAGE),
+        ("webhooks", _("Webhook 推送"), access.WEBHOOKS_READ),
+        ("audit-log", _("审计日志"), access.AUDIT_READ),
     )),
 )
 # Pages a guide or store manager would see cut down to their own customers; the rest of the

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from scrm import access
+from scrm.audit import audit_purge_allow, audit_write
 from scrm.models import ApiKey, Brand, Role, StaffMembership, Store, Tenant
 from scrm.selectors import api_keys_forget
 from scrm.tenancy import tenant_scope
@@ -39,40 +40,66 @@ def staff_user_get_or_create(*, email: str, password: str | None = None) -> tupl
     return user, password
 
 
+def _label(actor: "access.Actor | None") -> str:
+    return actor.label if actor is not None else "system"
+
+
 @transaction.atomic
 def staff_add(*, tenant: Tenant, email: str, role: str, store: Store | None = None,
-              display_name: str = "", password: str | None = None
-              ) -> tuple[StaffMembership, str]:
+              display_name: str = "", password: str | None = None,
+              actor: "access.Actor | None" = None) -> tuple[StaffMembership, str]:
     user, password = staff_user_get_or_create(email=email, password=password)
-    membership, _created = StaffMembership.objects.update_or_create(
+    before = StaffMembership.objects.filter(tenant=tenant, user=user).first()
+    membership, created = StaffMembership.objects.update_or_create(
         tenant=tenant, user=user,
         defaults={"role": role, "store": store, "display_name": display_name,
                   "is_active": True},
     )
+    audit_write(tenant_id=tenant.pk, actor_label=_label(actor),
+                action="staff.added" if created else "staff.updated",
+                target_type="staffmembership", target_id=membership.pk,
+                data={"email": email, "role": role,
+                      **({"role_before": before.role, "was_active": before.is_active}
+                         if before is not None else {})})
     return membership, password
 
 
-def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None
-                   ) -> tuple[ApiKey, str]:
-    """A new key; the secret is returned once and only its hash is kept."""
+def _key_audit(api_key: ApiKey, action: str, actor: "access.Actor | None") -> None:
+    audit_write(tenant_id=api_key.tenant_id, actor_label=_label(actor), action=action,
+                target_type="apikey", target_id=api_key.pk,
+                data={"name": api_key.name, "prefix": api_key.prefix})
+
+
+@transaction.atomic
+def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None,
+                   actor: "access.Actor | None" = None) -> tuple[ApiKey, str]:
+    """A new key; the secret is returned once and only its hash is kept.  Without
+    ``scopes``, every scope but the owners' own (audit, personal-data requests)."""
     scopes = list(scopes or access.ALL_SCOPES)
-    unknown = set(scopes) - set(access.ALL_SCOPES)
+    unknown = set(scopes) - set(access.GRANTABLE_SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
     prefix, secret = ApiKey.generate()
     api_key = ApiKey.objects.create(tenant=tenant, name=name, prefix=prefix,
                                     key_hash=ApiKey.hash_secret(secret), scopes=scopes)
+    _key_audit(api_key, "api_key.created", actor)
     return api_key, secret
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: "access.Actor | None" = None) -> None:
+    revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now())
+    if revoked:  # revoking a revoked key again changes nothing and records nothing
+        _key_audit(api_key, "api_key.revoked", actor)
     api_keys_forget(prefixes=[api_key.prefix])
 
 
-def api_keys_delete(*, api_keys: list[ApiKey]) -> None:
+@transaction.atomic
+def api_keys_delete(*, api_keys: list[ApiKey], actor: "access.Actor | None" = None) -> None:
     ApiKey.objects.filter(pk__in=[api_key.pk for api_key in api_keys]).delete()
+    for api_key in api_keys:
+        _key_audit(api_key, "api_key.deleted", actor)
     api_keys_forget(prefixes=[api_key.prefix for api_key in api_keys])
 
 
@@ -82,7 +109,10 @@ def tenant_update(*, tenant: Tenant) -> None:
     _tenant_keys_forget(tenants=[tenant])
 
 
+@transaction.atomic
 def tenants_delete(*, tenants: list[Tenant]) -> None:
+    """Delete tenants with all their data, their audit log included."""
+    audit_purge_allow()
     _tenant_keys_forget(tenants=tenants)
     for tenant in tenants:
         tenant.delete()
@@ -93,17 +123,30 @@ def _tenant_keys_forget(*, tenants: list[Tenant]) -> None:
     api_keys_forget(prefixes=list(prefixes))
 
 
+@transaction.atomic
+def staff_delete(*, memberships: list[StaffMembership], actor: "access.Actor | None" = None
+                 ) -> None:
+    for membership in memberships:
+        audit_write(tenant_id=membership.tenant_id, actor_label=_label(actor),
+                    action="staff.deleted", target_type="staffmembership",
+                    target_id=membership.pk,
+                    data={"login": membership.user.get_username(), "role": membership.role})
+    StaffMembership.objects.filter(pk__in=[m.pk for m in memberships]).delete()
+
+
 STAFF_FIELDS = ("role", "store", "display_name", "wecom_userid", "is_active")
 
 
 @transaction.atomic
-def staff_update(*, tenant: Tenant, membership: StaffMembership, **changes) -> StaffMembership:
+def staff_update(*, tenant: Tenant, membership: StaffMembership,
+                 actor: "access.Actor | None" = None, **changes) -> StaffMembership:
     """Change a staff member's role, store, name, WeCom userid or whether they may sign in.
     A store manager needs a store; the tenant keeps at least one active owner."""
     from scrm.api.errors import ApplicationError
 
     if membership.tenant_id != tenant.pk:
         raise ApplicationError("staff of another tenant", code="not_found", status_code=404)
+    before = StaffMembership.objects.filter(pk=membership.pk).values(*STAFF_FIELDS).first() or {}
     for key, value in changes.items():
         if key in STAFF_FIELDS:
             setattr(membership, key, value)
@@ -114,4 +157,22 @@ def staff_update(*, tenant: Tenant, membership: StaffMembership, **changes) -> S
     if not (membership.role == Role.OWNER and membership.is_active) and not others.exists():
         raise ApplicationError(_("租户至少要保留一位启用中的所有者。"), code="last_owner")
     membership.save()
+    _staff_change_audit(membership, before, actor)
     return membership
+
+
+def _staff_change_audit(membership: StaffMembership, before: dict,
+                        actor: "access.Actor | None") -> None:
+    after = {"role": membership.role, "store": membership.store_id,
+             "display_name": membership.display_name, "wecom_userid": membership.wecom_userid,
+             "is_active": membership.is_active}
+    changed = {key: [before.get(key), value] for key, value in after.items()
+               if before.get(key) != value}
+    if not changed:
+        return
+    if "is_active" in changed:
+        action = "staff.enabled" if membership.is_active else "staff.removed"
+    else:
+        action = "staff.role_changed" if "role" in changed else "staff.updated"
+    audit_write(tenant_id=membership.tenant_id, actor_label=_label(actor), action=action,
+                target_type="staffmembership", target_id=membership.pk, data=changed)

@@ -4,10 +4,12 @@ Defaults are the quick start's: SQLite in ./var, tasks run in-process, local-mem
 Production sets DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY and the field keys.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -41,6 +43,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "scrm",
     "members",
     "tags",
@@ -50,20 +56,26 @@ INSTALLED_APPS = [
     "campaigns.referrals",
     "campaigns",
     "integrations",
+    "integrations.transfers",
+    "integrations.webhooks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "scrm.two_factor.TwoFactorMiddleware",
     "scrm.middleware.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "scrm.urls"
@@ -96,6 +108,41 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default=None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Cookies, HTTPS and headers.  Secure cookies and HSTS follow HTTPS (on unless DEBUG), so the
+# quick start over http://127.0.0.1 still signs in; production runs behind HTTPS.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)  # usually the proxy's job
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Same-origin assets only (installed from registries, never a CDN).  Inline <script> and
+# <style> need the request's nonce; style attributes stay allowed (progress bars' widths).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-elem": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", *env.list("CSP_IMG_SRC", default=[])],
+        "connect-src": [SELF],
+        "font-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF, *env.list("CSP_FORM_ACTION", default=[])],
+        "frame-ancestors": [NONE],
+    },
+}
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
@@ -117,6 +164,22 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out logins (scrm/lockout.py)
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+# One login from one address: a stranger guessing cannot lock the owner out everywhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "scrm.lockout.lockout_response"
+# The client address is REMOTE_ADDR (a proxy in front sets it); a client-sent
+# X-Forwarded-For would let anyone pick a fresh address per try.
+AXES_IPWARE_META_PRECEDENCE_ORDER = env.list("LOGIN_LOCKOUT_IP_HEADERS", default=["REMOTE_ADDR"])
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="私域 SCRM")
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -150,7 +213,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "scrm.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "scrm.api.throttling.ApiKeyThrottle",
+        "scrm.api.throttling.ClientIpThrottle",
+    ],
 }
+# API rate limits (scrm/api/throttling.py), in limits' notation ("1200/minute", "50/second"):
+# per API key, per key for the bulk endpoints, and per client IP for everything else.
+# Overrides give partners' keys their own rates, by key prefix:
+# API_RATE_LIMIT_KEY_OVERRIDES="ab12cd=6000/minute,ef34gh=200/second".
+API_RATE_LIMIT_ENABLED = env.bool("API_RATE_LIMIT_ENABLED", default=True)
+API_RATE_LIMIT_STORAGE = env.str("API_RATE_LIMIT_STORAGE", default=REDIS_URL or "memory://")
+API_RATE_LIMIT_KEY = env.str("API_RATE_LIMIT_KEY", default="1200/minute")
+API_RATE_LIMIT_BULK = env.str("API_RATE_LIMIT_BULK", default="120/minute")
+API_RATE_LIMIT_IP = env.str("API_RATE_LIMIT_IP", default="300/minute")
+API_RATE_LIMIT_KEY_OVERRIDES = env.dict("API_RATE_LIMIT_KEY_OVERRIDES", default={})
 SPECTACULAR_SETTINGS = {
     "TITLE": "私域 SCRM API",
     "DESCRIPTION": (
@@ -161,6 +238,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scrm.api.schema.error_responses",  # 400/401/403/404/409/413/429 everywhere
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -214,6 +295,23 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Outbound webhooks (integrations/webhooks): per-request timeout, retries (exponential backoff
+# with jitter from RETRY_BASE up to RETRY_MAX, at most MAX_ATTEMPTS), automatic disabling
+# (failing continuously for DISABLE_AFTER_FAILURES attempts over at least
+# DISABLE_AFTER_HOURS), how long relayed events and their delivery log are kept, and whether
+# endpoints may point at loopback or private addresses (tests, benchmarks, on-premise).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=15)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+WEBHOOK_DISABLE_AFTER_HOURS = env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=7)
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
+# Concurrent requests per endpoint (kept-alive connections) and in all, per sender.
+WEBHOOK_CONNECTIONS_PER_ENDPOINT = env.int("WEBHOOK_CONNECTIONS_PER_ENDPOINT", default=16)
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=500)
 
 # Periodic jobs; the database scheduler copies these into django-celery-beat's tables, where
 # operators can change them in the admin.
@@ -287,6 +385,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.referrals.tasks.referrals_sweep_all_task",
         "schedule": 3600,
         "options": {"expires": 1800},
+    },
+    "webhooks-relay": {
+        "task": "integrations.webhooks.tasks.webhooks_relay_task",
+        "schedule": 10,
+        "options": {"expires": 9},
+    },
+    "webhooks-deliver": {
+        "task": "integrations.webhooks.tasks.webhooks_deliver_task",
+        "schedule": 10,
+        "options": {"expires": 9},
+    },
+    "webhooks-purge": {
+        "task": "integrations.webhooks.tasks.webhooks_purge_task",
+        "schedule": crontab(hour=5, minute=0),
+        "options": {"expires": 6 * 3600},
     },
     "rfm-lifecycle": {
         "task": "campaigns.rfm.tasks.rfm_lifecycle_all_task",

@@ -30,6 +30,9 @@ if "REDIS_URL" not in os.environ:
     else:
         _notes.append("Redis does not answer on localhost:6379: the cache ran in memory.")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+# Every test client calls from 127.0.0.1: the rate limits and the sign-in lockout are off
+# unless a test turns them on (tests/scrm/test_throttling.py, test_lockout.py).
+os.environ.setdefault("API_RATE_LIMIT_ENABLED", "false")
 if not os.path.exists("/usr/bin/chromium"):
     _notes.append("Chromium is not installed (/usr/bin/chromium; apt-get install chromium "
                   "fonts-noto-cjk): the browser tests (marked 'browser') were skipped.")

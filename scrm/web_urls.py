@@ -9,9 +9,10 @@ from django.contrib.auth.views import LogoutView
 from django.urls import path
 
 from integrations import views as wechat
+from integrations.transfers import views as transfers
 from members.views import guide, operator
 from points.views import pages as loyalty
-from scrm.views import auth, settings_pages
+from scrm.views import auth, security, settings_pages
 from tags.views import dashboard as tag_dashboard
 from tags.views import members as tag_members
 from tags.views import segments, taxonomy
@@ -22,21 +23,28 @@ urlpatterns = [
     path("", auth.home, name="home"),
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("login/verify/", security.two_factor_verify, name="two-factor-verify"),
+    path("account/security/", security.account_security, name="account-security"),
     path("dashboard/", auth.dashboard, name="dashboard"),
     path("dashboard/panels/members/", tag_dashboard.panel_members, name="panel-members"),
     path("jobs/", settings_pages.job_list, name="jobs"),
     path("jobs/<int:job_id>/", settings_pages.job_row, name="jobs-row"),
-    path("jobs/<int:job_id>/download/", segments.export_download, name="segments-download"),
     path("settings/staff/", settings_pages.staff_list, name="staff"),
     path("settings/staff/<int:staff_id>/", settings_pages.staff_edit, name="staff-edit"),
+    path("settings/staff/<int:staff_id>/unlock/", security.staff_unlock, name="staff-unlock"),
     path("settings/api-keys/", settings_pages.api_key_list, name="api-keys"),
     path("settings/api-keys/<int:key_id>/revoke/", settings_pages.api_key_revoke,
          name="api-keys-revoke"),
+    path("settings/audit/", settings_pages.audit_log, name="audit-log"),
     # Members
     path("members/", tag_members.member_list_page, name="members"),
     path("members/<int:member_id>/", operator.member_detail, name="members-detail"),
     path("members/<int:member_id>/phone/", operator.member_phone, name="members-phone"),
     path("members/<int:member_id>/notes/", operator.member_note, name="members-note"),
+    path("members/<int:member_id>/consents/", operator.member_consent, name="members-consent"),
+    path("members/<int:member_id>/personal-data/", operator.member_personal_data_download,
+         name="members-personal-data"),
+    path("members/<int:member_id>/erase/", operator.member_erase_page, name="members-erase"),
     path("members/<int:member_id>/tags/", tag_members.member_tags, name="member-tags"),
     path("members/<int:member_id>/tags/toggle/", tag_members.member_tag_toggle,
          name="member-tags-toggle"),
@@ -47,7 +55,7 @@ urlpatterns = [
     path("segments/<int:segment_id>/", segments.segment_edit, name="segments-edit"),
     path("segments/<int:segment_id>/members/", segments.segment_members,
          name="segments-members"),
-    path("segments/<int:segment_id>/export/", segments.segment_export, name="segments-export"),
+    path("segments/<int:segment_id>/export/", transfers.segment_export, name="segments-export"),
     path("tags/", taxonomy.tag_index, name="tags"),
     path("tags/new/", taxonomy.tag_edit, name="tags-new"),
     path("tags/groups/new/", taxonomy.tag_group_create, name="tags-group-new"),
@@ -71,6 +79,12 @@ urlpatterns = [
     path("channels/", wechat.channel_list, name="channels"),
     path("channels/<int:code_id>/", wechat.channel_detail, name="channels-detail"),
     path("guide/tasks/contacts/", wechat.guide_task_contacts, name="guide-task-contacts"),
+    # Imports and exports
+    path("imports/", transfers.import_list, name="imports"),
+    path("imports/<int:upload_id>/", transfers.import_detail, name="imports-detail"),
+    path("imports/<int:upload_id>/report.csv", transfers.import_report, name="imports-report"),
+    path("exports/", transfers.export_list, name="exports"),
+    path("exports/download/<str:token>/", transfers.export_download, name="exports-download"),
     # The guide's phone view
     path("guide/", guide.guide_home, name="guide"),
     path("guide/login/", auth.LoginView.as_view(guide=True), name="guide-login"),
@@ -97,6 +111,7 @@ if _landed("campaigns.rfm.selectors"):
 if _landed("campaigns.coupons.selectors", "campaigns.coupons.services",
            "campaigns.referrals.selectors"):
     from campaigns import views as campaigns
+    from campaigns.coupons import views as coupon_pages
 
     urlpatterns += [
         path("dashboard/panels/campaigns/", campaigns.panel_campaigns, name="panel-campaigns"),
@@ -107,6 +122,22 @@ if _landed("campaigns.coupons.selectors", "campaigns.coupons.services",
         path("campaigns/<int:campaign_id>/launch/", campaigns.campaign_start,
              name="campaigns-start"),
         path("automations/", campaigns.automation_list, name="automations"),
+        path("automations/new/", campaigns.automation_edit, name="automations-new"),
+        path("automations/<int:rule_id>/", campaigns.automation_edit, name="automations-edit"),
         path("referrals/", campaigns.referral_list, name="referrals"),
         path("coupons/", campaigns.coupon_list, name="coupons"),
+        path("coupons/<int:template_id>/", coupon_pages.coupon_template_edit,
+             name="coupons-edit"),
+        path("members/<int:member_id>/coupons/", coupon_pages.member_coupons,
+             name="member-coupons"),
+        path("members/<int:member_id>/coupons/send/", coupon_pages.member_coupon_send,
+             name="member-coupons-send"),
+        path("members/<int:member_id>/referral-link/", coupon_pages.member_referral_link,
+             name="member-referral-link"),
+        path("guide/tasks/coupons/", coupon_pages.guide_task_coupons, name="guide-task-coupons"),
     ]
+
+# Outbound webhooks (设置 → Webhook 推送)
+from integrations.webhooks.urls import urlpatterns as webhook_pages  # noqa: E402
+
+urlpatterns += webhook_pages

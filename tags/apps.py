@@ -7,4 +7,6 @@ class TagsConfig(AppConfig):
     verbose_name = _("标签与人群")
 
     def ready(self) -> None:
-        from tags import receivers  # noqa: F401
+        from tags import privacy, receivers  # noqa: F401
+
+        privacy.register()

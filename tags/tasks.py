@@ -15,13 +15,6 @@ def tag_bulk_task(tenant_id: int, job_id: int) -> None:
     job_run(tenant_id=tenant_id, job_id=job_id, runner=tag_bulk_run)
 
 
-@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3900)
-def segment_export_task(tenant_id: int, job_id: int) -> None:
-    from tags.services.exports import segment_export_run
-
-    job_run(tenant_id=tenant_id, job_id=job_id, runner=segment_export_run)
-
-
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=700)
 def audience_fold_task(tenant_id: int) -> int:
     from tags.audience.index import audience_fold

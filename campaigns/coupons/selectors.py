@@ -84,3 +84,20 @@ def coupon_template_stats(*, template: CouponTemplate) -> dict[str, Any]:
         "gmv_fen": (orders["gmv_fen"] or 0) + (counts["checkout_fen"] or 0),
         "stock_left": template.stock_left,
     }
+
+
+def coupon_templates_summary(*, template_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Issued and redeemed coupons and the discount given of several templates in one
+    grouped pass (the list of templates; one template's full results are
+    ``coupon_template_stats``)."""
+    rows = Coupon.objects.filter(template_id__in=template_ids).values("template_id").annotate(
+        issued=Count("id"), redeemed=Count("id", filter=Q(status=Coupon.Status.REDEEMED)),
+        discount_fen=Sum("discount_fen", filter=Q(status=Coupon.Status.REDEEMED)))
+    summary = {pk: {"issued": 0, "redeemed": 0, "discount_fen": 0, "redemption_rate": 0.0}
+               for pk in template_ids}
+    for row in rows:
+        issued, redeemed = row["issued"], row["redeemed"]
+        summary[row["template_id"]] = {
+            "issued": issued, "redeemed": redeemed, "discount_fen": row["discount_fen"] or 0,
+            "redemption_rate": round(redeemed / issued, 4) if issued else 0.0}
+    return summary

@@ -22,7 +22,7 @@ from campaigns.rfm.services.runs import rfm_run_start
 from members.selectors import member_visible
 from scrm.access import MEMBERS_READ, TAGS_MANAGE
 from scrm.api.idempotency import idempotent
-from scrm.api.pagination import paginated_response
+from scrm.api.pagination import CursorPagination, paginated_response
 from scrm.api.serializers import JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.services.segments import segment_page, visible_members
@@ -150,6 +150,7 @@ class RfmRunStartInput(StrictSerializer):
 
 class RfmRunListCreateApi(TenantApiView):
     """Runs, newest first; POST starts one now (a job, 202)."""
+    pagination_class = CursorPagination
 
     required_scopes = READ_OR_MANAGE
 

@@ -26,6 +26,7 @@ from scrm.access import Actor
 from scrm.api.errors import ApplicationError, Conflict
 from scrm.audit import audit_record
 from scrm.db.copy import rows_insert
+from scrm.events import event_record
 from tags.models import Segment
 from tags.services.segments import segment_snapshot, snapshot_members
 
@@ -160,6 +161,8 @@ def campaign_cancel(*, actor: Actor, campaign: Campaign) -> Campaign:
         CampaignRun.Status.WAITING, CampaignRun.Status.RUNNING]).update(
         status=CampaignRun.Status.CANCELLED, finished_at=timezone.now())
     audit_record(actor=actor, action="campaigns.cancel", target=campaign)
+    event_record(tenant_id=campaign.tenant_id, type="campaign.finished",
+                 data={"campaign_id": campaign.pk, "run_id": None, "status": "cancelled"})
     campaign.refresh_from_db()
     return campaign
 
@@ -302,6 +305,8 @@ def _finished(run: CampaignRun, campaign: Campaign) -> CampaignRun:
         CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED,
                                                      finished_at=now)
         run.status = CampaignRun.Status.COMPLETED
+        event_record(tenant_id=campaign.tenant_id, type="campaign.finished", occurred_at=now,
+                     data={"campaign_id": campaign.pk, "run_id": run.pk, "status": "completed"})
         if campaign.schedule == Campaign.Schedule.RECURRING:
             due = _next_occurrence(campaign, now)
             if due is not None:

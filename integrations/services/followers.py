@@ -31,6 +31,7 @@ from members.models import IdentityKind, Member, SourceChannel, TimelineEvent
 from members.services.people import Record, people_resolve
 from scrm.access import Actor
 from scrm.db.copy import rows_upsert
+from scrm.events import event_record, events_record, is_wanted
 from scrm.jobs import job_create, job_finish, job_progress, job_start
 from scrm.models import Job
 from tags.models import MemberTag
@@ -200,6 +201,7 @@ def _page_write(*, actor: Actor, app: OAApp, infos: list[dict], state: _State) -
     page = merge(actor=actor, app=app, infos=list(subscribed.values()))
     _tag(app, page.followed, add=True)
     _timeline_many(page.resubscribed, "oa.subscribed", app, now)
+    _subscribed_events(app, member_nos=page.followed, openids=list(subscribed), at=now)
     state.seen |= BitMap(page.seen)
     state.counts["created"] += page.created
     state.counts["updated"] += page.updated
@@ -275,14 +277,30 @@ def followers_unsubscribe(*, app: OAApp, openids: list[str], at: datetime) -> in
     if not openids:
         return 0
     rows = list(Follower.objects.filter(app=app, openid__in=openids, is_subscribed=True)
-                .values_list("pk", "member_id", "member__member_no"))
+                .values_list("pk", "member_id", "member__member_no", "openid"))
     if not rows:
         return 0
-    Follower.objects.filter(pk__in=[pk for pk, _m, _n in rows]).update(
+    Follower.objects.filter(pk__in=[row[0] for row in rows]).update(
         is_subscribed=False, unsubscribed_at=at, synced_at=at)
-    _tag(app, [number for _pk, _m, number in rows], add=False)
-    _timeline_many([member_id for _pk, member_id, _n in rows], "oa.unsubscribed", app, at)
+    _tag(app, [row[2] for row in rows], add=False)
+    _timeline_many([row[1] for row in rows], "oa.unsubscribed", app, at)
+    events_record(tenant_id=app.tenant_id, type="follower.unsubscribed", occurred_at=at,
+                  payloads=[{"app_id": app.appid, "openid": openid, "member_id": member_id}
+                            for _pk, member_id, _no, openid in rows])
     return len(rows)
+
+
+def _subscribed_events(app: OAApp, *, member_nos: list[int], openids: list[str],
+                       at: datetime) -> None:
+    """``follower.subscribed`` for the page's new or returning followers, in one COPY."""
+    if not member_nos or not is_wanted(tenant_id=app.tenant_id, type="follower.subscribed"):
+        return
+    rows = Follower.objects.filter(app=app, openid__in=openids,
+                                   member__member_no__in=member_nos).values_list(
+        "openid", "member_id")
+    events_record(tenant_id=app.tenant_id, type="follower.subscribed", occurred_at=at,
+                  payloads=[{"app_id": app.appid, "openid": openid, "member_id": member_id}
+                            for openid, member_id in rows])
 
 
 def _unseen_unsubscribe(*, app: OAApp, seen: BitMap, since: datetime) -> int:
@@ -323,6 +341,9 @@ def follower_subscribed(*, app: OAApp, openid: str, at: datetime,
     _tag(app, [resolved.member_no], add=True)
     if was is not True:
         _timeline_many([resolved.member_id], "oa.subscribed", app, at)
+        event_record(tenant_id=app.tenant_id, type="follower.subscribed", occurred_at=at,
+                     data={"app_id": app.appid, "openid": openid,
+                           "member_id": resolved.member_id})
     return Member.objects.get(pk=resolved.member_id), resolved.created
 
 

@@ -22,6 +22,7 @@ from members.identities import normalize_identity
 from members.models import IdentityKind, Member, SourceChannel
 from members.services.people import Record, people_resolve
 from scrm.access import Actor
+from scrm.audit import audit_write
 from scrm.middleware import SESSION_KEY
 from scrm.models import StaffMembership
 from scrm.tenancy import tenant_scope, unscoped_access
@@ -160,6 +161,10 @@ def guide_oauth_callback(request: HttpRequest, corpid: str) -> HttpResponse:
     staff = StaffMembership.objects.select_related("user").filter(
         tenant_id=corp.tenant_id, wecom_userid=userid, is_active=True).first() if userid else None
     if staff is None or not staff.user.is_active:
+        audit_write(tenant_id=corp.tenant_id, actor_label="anonymous",
+                    action="auth.login_failed", data={"via": "wecom_oauth",
+                                                      "wecom_userid": userid or ""},
+                    ip=request.META.get("REMOTE_ADDR"))
         return render(request, "h5/error.html", {"error": _(
             "该企业微信账号尚未开通导购登录，请联系管理员。")}, status=403)
     login(request, staff.user, backend="django.contrib.auth.backends.ModelBackend")

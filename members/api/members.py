@@ -83,6 +83,7 @@ class MemberFilterInput(serializers.Serializer):
 
 
 class MemberListCreateApi(MemberApiBase):
+    pagination_class = CursorPagination
     @extend_schema(
         parameters=MEMBER_FILTERS, responses=io.MemberOutput(many=True), operation_id="members_list"
     )
@@ -130,6 +131,8 @@ class MemberDetailApi(MemberApiBase):
     )
     def patch(self, request, member_id: int):
         member = self.get_member(member_id)
+        if member.status == member.Status.ERASED:
+            raise Conflict(_("该会员的个人信息已删除，不能修改。"), code="member_erased")
         if member.status != member.Status.ACTIVE:
             raise Conflict(
                 _("会员已合并到 %(id)s，不能修改。") % {"id": member.merged_into_id},
@@ -180,6 +183,7 @@ class MemberMergeApi(MemberApiBase):
 
 
 class MemberTimelineApi(MemberApiBase):
+    pagination_class = CursorPagination
     @extend_schema(responses=io.TimelineOutput(many=True), operation_id="members_timeline")
     def get(self, request, member_id: int):
         member = self.get_member(member_id)

@@ -20,6 +20,7 @@ def order_queryset(actor):
 
 
 class OrderListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = ORDER_SCOPES
 
     @extend_schema(responses=io.OrderOutput(many=True), operation_id="orders_list")
@@ -104,6 +105,7 @@ BulkResult = inline_serializer(
 
 
 class OrderBulkApi(TenantApiView):
+    throttle_scope = "bulk"
     required_scopes = ORDER_SCOPES
 
     class OrderBulkInput(serializers.Serializer):

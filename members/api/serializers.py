@@ -79,7 +79,7 @@ class MemberOutput(serializers.ModelSerializer):
     """A member loaded with ``selectors.member_relations()``."""
 
     phone = serializers.CharField(source="phone_masked")
-    store = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    store = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     identities = IdentityOutput(many=True, read_only=True, source="identity_list")
     stats = serializers.SerializerMethodField()
 

@@ -38,12 +38,14 @@ from members.services.numbers import member_numbers_allocate
 from members.services.orders import (
     order_conflict_error,
     order_content_hash,
+    order_event_data,
     order_ingest,
     store_unknown_error,
 )
 from members.services.stats import member_stats_refresh
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
+from scrm.events import events_record
 from scrm.models import Store
 
 BULK_ATTEMPTS = 3
@@ -407,7 +409,24 @@ class _Batch:
         self._timeline_insert()
         touched = {member.pk for _item, member, _store in writes.orders}
         member_stats_refresh(member_ids=touched)
+        self._events_record()
         self._signals_send(order_ids)
+
+    def _events_record(self) -> None:
+        """The batch's outbox events, one COPY per type (scrm/events.py)."""
+        tenant_id, now = self.actor.tenant.pk, self.now
+        events_record(tenant_id=tenant_id, type="member.created", occurred_at=now, payloads=[
+            {"member_id": m.pk, "member_no": m.member_no, "source_channel": m.source_channel}
+            for m in self.writes.new_members])
+        events_record(tenant_id=tenant_id, type="member.updated", occurred_at=now, payloads=[
+            {"member_id": m.pk, "changed": changed} for m, changed in self.writes.member_updates])
+        events_record(tenant_id=tenant_id, type="order.created", occurred_at=now, payloads=[
+            order_event_data(Order(pk=self.order_ids[item], member_id=member.pk,
+                                   order_no=item.data["order_no"],
+                                   channel=item.data["channel"],
+                                   amount_fen=item.data["amount_fen"],
+                                   paid_at=item.data["paid_at"]))
+            for item, member, _store in self.writes.orders if item in self.order_ids])
 
     def _members_insert(self) -> None:
         members = self.writes.new_members

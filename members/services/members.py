@@ -25,6 +25,7 @@ from scrm import crypto
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
 from scrm.audit import audit_record
+from scrm.events import event_record
 from scrm.tenancy import require_tenant_id
 
 PROFILE_FIELDS = (
@@ -217,8 +218,13 @@ def _member_create(*, actor: Actor, identities: list[Identity], profile: dict) -
     )
     member._state.adding, member._state.db = False, connection.alias
     member.identity_list, member.stats_list = added, [stats]
+    if member.marketing_consent:
+        _consent_history(actor, member)
     signals.members_changed.send(sender=Member, tenant_id=member.tenant_id,
                                  member_ids=[member.pk], member_nos=[member.member_no])
+    event_record(tenant_id=member.tenant_id, type="member.created", occurred_at=now,
+                 data={"member_id": member.pk, "member_no": member.member_no,
+                       "source_channel": member.source_channel})
     transaction.on_commit(
         lambda: signals.member_created.send(
             sender=Member, tenant_id=member.tenant_id, member_id=member.pk
@@ -311,14 +317,26 @@ def member_update(*, actor: Actor, member: Member, profile: dict[str, Any]) -> M
             actor=actor.label,
             data={"changed": changed, "values": data},
         )
+        if "marketing_consent" in changed:
+            _consent_history(actor, member)
         signals.members_changed.send(sender=Member, tenant_id=member.tenant_id,
                                      member_ids=[member.pk], member_nos=[member.member_no])
+        event_record(tenant_id=member.tenant_id, type="member.updated",
+                     data={"member_id": member.pk, "changed": changed})
         transaction.on_commit(
             lambda: signals.member_updated.send(
                 sender=Member, tenant_id=member.tenant_id, member_id=member.pk, changed=changed
             )
         )
     return member
+
+
+def _consent_history(actor: Actor, member: Member) -> None:
+    """The consent history follows every change of ``marketing_consent`` made here."""
+    from members.services.consent import consent_history_add
+
+    consent_history_add(actor=actor, member=member, purpose="marketing",
+                        granted=member.marketing_consent)
 
 
 def member_phone_reveal(*, actor: Actor, member: Member, ip: str | None = None) -> str:

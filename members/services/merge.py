@@ -2,11 +2,20 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from members import signals
-from members.models import Member, MemberIdentity, MemberMerge, Order, TimelineEvent
+from members.models import (
+    Member,
+    MemberConsent,
+    MemberIdentity,
+    MemberMerge,
+    Order,
+    TimelineEvent,
+)
 from members.services.members import timeline_add
 from members.services.stats import member_stats_refresh
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
+from scrm.audit import audit_record
+from scrm.events import event_record
 
 GAP_FIELDS = ("name", "birthday", "province", "city", "store_id", "guide_id")
 
@@ -26,6 +35,8 @@ def _fill_gaps(survivor: Member, merged: Member) -> list[str]:
         survivor.phone_masked = merged.phone_masked
         filled += ["phone_encrypted", "phone_hash", "phone_masked"]
     survivor.marketing_consent = survivor.marketing_consent or merged.marketing_consent
+    # A withdrawal of profiling by either record is the person's word.
+    survivor.profiling_consent = survivor.profiling_consent and merged.profiling_consent
     return filled
 
 
@@ -49,10 +60,14 @@ def member_merge(
     survivor, merged = locked[survivor.pk], locked[merged.pk]
     if Member.Status.MERGED in (survivor.status, merged.status):
         raise ApplicationError(_("已合并的会员不能再次合并。"), code="already_merged")
+    if Member.Status.ERASED in (survivor.status, merged.status):
+        raise ApplicationError(_("该会员的个人信息已删除，不能合并。"), code="member_erased",
+                               status_code=409)
     moved = {
         "identities": MemberIdentity.objects.filter(member=merged).update(member=survivor),
         "orders": Order.objects.filter(member=merged).update(member=survivor),
         "timeline": TimelineEvent.objects.filter(member=merged).update(member=survivor),
+        "consents": MemberConsent.objects.filter(member=merged).update(member=survivor),
     }
     signals.member_merging.send(
         sender=Member,
@@ -62,7 +77,8 @@ def member_merge(
         moved=moved,
     )
     filled = _fill_gaps(survivor, merged)
-    survivor.save(update_fields=[*filled, "marketing_consent", "updated_at"])
+    survivor.save(update_fields=[*filled, "marketing_consent", "profiling_consent",
+                                 "updated_at"])
     Member.objects.filter(merged_into=merged).update(merged_into=survivor)
     merged.status, merged.merged_into = Member.Status.MERGED, survivor
     merged.save(update_fields=["status", "merged_into", "updated_at"])
@@ -75,6 +91,8 @@ def member_merge(
         actor=actor.label,
         moved=moved,
     )
+    audit_record(actor=actor, action="member.merged", target=survivor,
+                 data={"merged_id": merged.pk, "reason": reason, "moved": moved})
     timeline_add(
         member=survivor,
         kind=TimelineEvent.Kind.MERGED,
@@ -86,6 +104,8 @@ def member_merge(
             "moved": moved,
         },
     )
+    event_record(tenant_id=survivor.tenant_id, type="member.merged",
+                 data={"survivor_id": survivor.pk, "merged_id": merged.pk, "reason": reason})
     transaction.on_commit(
         lambda: signals.member_merged.send(
             sender=Member,

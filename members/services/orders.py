@@ -15,6 +15,7 @@ from members.services.members import member_upsert, timeline_add
 from members.services.stats import member_stats_refresh
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError, Conflict
+from scrm.events import event_record
 from scrm.models import Store
 
 INGEST_ATTEMPTS = 3
@@ -73,6 +74,14 @@ def store_by_code(code: str | None) -> Store | None:
     return store
 
 
+def order_event_data(order: Order) -> dict[str, Any]:
+    """The ``order.created`` event's payload (scrm/events.py)."""
+    return {"order_id": order.pk, "order_no": order.order_no, "channel": order.channel,
+            "member_id": order.member_id, "amount_fen": order.amount_fen,
+            "paid_at": order.paid_at.isoformat() if hasattr(order.paid_at, "isoformat")
+            else order.paid_at}
+
+
 def _existing(data: dict, content_hash: str) -> Order | None:
     order = Order.objects.filter(channel=data["channel"], order_no=data["order_no"]).first()
     if order is not None and order.content_hash != content_hash:
@@ -126,6 +135,7 @@ def _order_create(*, actor: Actor, data: dict, content_hash: str) -> Order:
             "amount_fen": order.amount_fen,
         },
     )
+    event_record(tenant_id=order.tenant_id, type="order.created", data=order_event_data(order))
     transaction.on_commit(
         lambda: signals.order_paid.send(
             sender=Order, tenant_id=order.tenant_id, order_ids=[order.pk]
@@ -202,6 +212,9 @@ def refund_create(
             "amount_fen": amount_fen,
         },
     )
+    event_record(tenant_id=order.tenant_id, type="order.refunded", data={
+        "order_id": order.pk, "order_no": order.order_no, "refund_id": refund.pk,
+        "refund_no": refund_no, "member_id": order.member_id, "amount_fen": amount_fen})
     transaction.on_commit(
         lambda: signals.order_refunded.send(
             sender=Order, tenant_id=order.tenant_id, order_id=order.pk, refund_id=refund.pk

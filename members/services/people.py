@@ -23,18 +23,22 @@ from members.services.members import member_upsert
 from members.services.numbers import member_numbers_allocate
 from scrm.access import Actor
 from scrm.db.copy import rows_insert
+from scrm.events import events_record
 from scrm.tenancy import require_tenant_id
 
 MEMBER_COLUMNS = ("id", "tenant_id", "member_no", "name", "gender", "province", "city",
                   "phone_encrypted", "phone_hash", "phone_masked", "source_channel",
-                  "first_touch", "marketing_consent", "status", "created_at", "updated_at")
+                  "first_touch", "marketing_consent", "status", "created_at", "updated_at",
+                  "birthday", "store_id")
 PROFILE_FIELDS = ("name", "gender", "province", "city")
 
 
 @dataclass
 class Record:
     identities: list[Identity]  # the record's own id first
-    profile: dict[str, Any] = field(default_factory=dict)  # for a new member only
+    # For a new member only: name, gender, province, city; an import adds phone (its
+    # Identity), birthday and store_id.
+    profile: dict[str, Any] = field(default_factory=dict)
     first_touch: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,10 +120,14 @@ def _new_members(writes: _Writes, records: list[Record]) -> list[Resolved]:
     members, stats = [], []
     for member_id, number, record in zip(ids, numbers, records, strict=True):
         profile = {name: record.profile.get(name, "") for name in PROFILE_FIELDS}
+        # An import also knows the phone (an Identity), the birthday and the store's id.
+        phone = record.profile.get("phone")
         members.append((member_id, tenant_id, number, profile["name"][:64],
                         profile["gender"] or "unknown", profile["province"][:32],
-                        profile["city"][:32], "", "", "", writes.source, record.first_touch,
-                        False, Member.Status.ACTIVE, now, now))
+                        profile["city"][:32], phone.encrypted if phone else "",
+                        phone.value if phone else "", phone.display if phone else "",
+                        writes.source, record.first_touch, False, Member.Status.ACTIVE, now,
+                        now, record.profile.get("birthday"), record.profile.get("store_id")))
         stats.append((tenant_id, member_id, 0, 0, 0, now))
         writes.timeline.append((tenant_id, member_id, TimelineEvent.Kind.CREATED, now,
                                 {"source_channel": writes.source}, writes.actor))
@@ -131,6 +139,9 @@ def _new_members(writes: _Writes, records: list[Record]) -> list[Resolved]:
                 rows=stats)
     writes.changed_ids += list(ids)
     writes.changed_nos += list(numbers)
+    events_record(tenant_id=tenant_id, type="member.created", occurred_at=now, payloads=[
+        {"member_id": member_id, "member_no": number, "source_channel": writes.source}
+        for member_id, number in zip(ids, numbers, strict=True)])
     return [Resolved(member_id, number, True) for member_id, number in zip(ids, numbers,
                                                                           strict=True)]
 
@@ -189,7 +200,7 @@ def _first_of_each_person(records: list[Record], indexes: list[int]) -> list[int
 def _one_by_one(actor: Actor, record: Record) -> Resolved:
     """Records that need a merge, or that share an identity with an earlier new one."""
     member, outcome = member_upsert(actor=actor, identities=[
-        {"kind": i.kind, "app_id": i.app_id, "value": i.value} for i in record.identities])
+        {"kind": i.kind, "app_id": i.app_id, "value": i.plain} for i in record.identities])
     return Resolved(member.pk, member.member_no, outcome == "created")
 
 

@@ -33,6 +33,7 @@ from members.models import SENSITIVE_KINDS, Member, TimelineEvent
 from members.services.numbers import member_no_sequence
 from members.services.people import Record, people_resolve
 from scrm.access import Actor
+from scrm.events import events_record
 
 CREATE = """
 CREATE TEMPORARY TABLE people_stage (
@@ -174,6 +175,9 @@ def people_stage_resolve(*, actor: Actor, source_channel: str, own_kind: str,
         signals.members_changed.send(sender=Member, tenant_id=tenant_id,
                                      member_ids=[row[0] for row in new],
                                      member_nos=[row[1] for row in new])
+        events_record(tenant_id=tenant_id, type="member.created", payloads=[
+            {"member_id": member_id, "member_no": number, "source_channel": source_channel}
+            for member_id, number in new])
     if merges:
         _merge_rows(actor, source_channel, own_kind, own_app, shared_kind, merges)
 

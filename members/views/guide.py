@@ -15,7 +15,7 @@ LIST_SHOWN = 100
 TASKS_SHOWN = 10
 # Task lists served by the apps that own them (new WeCom contacts, coupons to send).
 TASK_SECTIONS = ["guide-task-contacts", "guide-task-coupons"]
-PROFILE_SECTIONS = ["guide-member-tags", "member-points"]
+PROFILE_SECTIONS = ["guide-member-tags", "member-coupons", "member-points"]
 
 
 @page(MEMBERS_READ)

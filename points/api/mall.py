@@ -60,8 +60,8 @@ class MallItemOutput(serializers.Serializer):
     per_member_limit = serializers.IntegerField()
     allowed_tiers = serializers.ListField(child=serializers.CharField())
     coupon_template = serializers.CharField()
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True)
     is_active = serializers.BooleanField()
     sort_order = serializers.IntegerField()
     flash_sale = serializers.SerializerMethodField(
@@ -231,6 +231,7 @@ def _shows_address(actor: Actor) -> bool:
 
 
 class MallItemListCreateApi(PointsApiBase):
+    pagination_class = CursorPagination
     required_scopes = CATALOGUE_SCOPES
 
     @extend_schema(parameters=[OpenApiParameter("all", bool, description="也列出未上架的商品"
@@ -275,6 +276,7 @@ class MallItemDetailApi(PointsApiBase):
 
 
 class FlashSaleListCreateApi(PointsApiBase):
+    pagination_class = CursorPagination
     required_scopes = CATALOGUE_SCOPES
 
     @extend_schema(parameters=[OpenApiParameter("item", int),
@@ -333,6 +335,7 @@ class MallRedemptionApiBase(PointsApiBase):
 
 
 class MallRedemptionListCreateApi(MallRedemptionApiBase):
+    pagination_class = CursorPagination
     required_scopes = REDEMPTION_SCOPES
 
     @extend_schema(parameters=[OpenApiParameter("member", int), OpenApiParameter("item", int),

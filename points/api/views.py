@@ -59,6 +59,7 @@ class MemberPointsApi(PointsApiBase):
 
 
 class MemberPointsLedgerApi(PointsApiBase):
+    pagination_class = CursorPagination
     required_scopes = {"GET": POINTS_READ}
 
     @extend_schema(responses=io.PointsEntryOutput(many=True), operation_id="member_points_ledger")
@@ -177,6 +178,7 @@ class PointsBatchApi(PointsApiBase):
     what was applied."""
 
     required_scopes = {"POST": POINTS_WRITE}
+    throttle_scope = "bulk"
 
     @extend_schema(request=io.PointsBatchInput, responses=io.PointsBatchOutput,
                    operation_id="points_batch")

@@ -25,6 +25,7 @@ from rest_framework import status
 from members.models import Member
 from points.models import EntryKind, PointsAccount, PointsEntry, PointsLot, PointsLotUse
 from scrm.api.errors import ApplicationError, Conflict
+from scrm.events import event_record
 
 ACCOUNT = PointsAccount._meta.db_table
 ENTRY = PointsEntry._meta.db_table
@@ -251,6 +252,16 @@ class Ref:
 NO_REF = Ref()
 
 
+def points_event(*, entry_id: int, fields: dict[str, Any]) -> None:
+    """The ``points.changed`` event, in the entry's transaction (scrm/events.py)."""
+    event_record(tenant_id=fields["tenant_id"], type="points.changed",
+                 occurred_at=fields["created_at"],
+                 data={"member_id": fields["member_id"], "entry_id": entry_id,
+                       "kind": fields["kind"], "points": fields["points"],
+                       "balance_after": fields["balance_after"], "reason": fields["reason"],
+                       "ref_type": fields["ref_type"], "ref_id": fields["ref_id"]})
+
+
 def entry_insert(*, tenant_id: int, member_id: int, kind: str, points: int, balance_after: int,
                  reason: str, operator: str, ref: Ref = NO_REF, key: str | None = None,
                  shortfall_delta: int = 0, now: datetime) -> PointsEntry:
@@ -272,6 +283,7 @@ def entry_insert(*, tenant_id: int, member_id: int, kind: str, points: int, bala
         raise KeyTaken(key)
     if points:
         balance_changed(tenant_id=tenant_id, member_ids=[member_id])
+        points_event(entry_id=rows[0][0], fields=fields)
     entry = PointsEntry(id=rows[0][0], **fields)
     entry._state.adding = False
     entry._state.db = "default"
@@ -345,6 +357,7 @@ def entry_with_lot_insert(*, tenant_id: int, member_id: int, kind: str, points: 
         raise KeyTaken(key)
     if points:
         balance_changed(tenant_id=tenant_id, member_ids=[member_id])
+        points_event(entry_id=rows[0][0], fields=fields)
     entry = PointsEntry(id=rows[0][0], **fields)
     entry._state.adding = False
     entry._state.db = "default"

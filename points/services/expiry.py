@@ -23,6 +23,7 @@ from points.services.core import (
     is_postgres,
     sql,
 )
+from scrm.events import event_record
 from scrm.tenancy import require_tenant_id
 
 BATCH_SIZE = 20_000
@@ -138,6 +139,9 @@ def _batch(*, tenant_id: int, now: datetime, after: tuple[datetime, int],
             "last_at": last[0], "last_id": last[1], "members": members, "at": timezone.now(),
             "reason": _("积分过期"),
         })[0]  # fmt: skip
+        if written:  # one event for the batch (scrm/events.py)
+            event_record(tenant_id=tenant_id, type="points.changed",
+                         data={"kind": "expire", "member_ids": members})
         if written != emptied:  # a lot expired twice: its key is taken
             raise LedgerError(f"{emptied - written} lots already had expire entries")
         balance_changed(tenant_id=tenant_id, member_ids=members)
@@ -167,5 +171,7 @@ def _expire_portable(*, tenant_id: int, now: datetime, member_ids: list[int] | N
                                                            updated_at=timezone.now())
         PointsLot.objects.filter(pk=lot.pk).update(remaining=0, status=PointsLot.Status.EXPIRED)
         balance_changed(tenant_id=tenant_id, member_ids=[lot.member_id])
+        event_record(tenant_id=tenant_id, type="points.changed",
+                     data={"kind": "expire", "member_ids": [lot.member_id]})
         expired, points = expired + 1, points + lot.remaining
     return expired, points

@@ -29,6 +29,7 @@ from points.services.core import member_resolve
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
 from scrm.audit import audit_record
+from scrm.events import events_record
 from tags.models import MemberTag, Tag
 from tags.services.tagging import tag_apply_chunk
 
@@ -175,6 +176,10 @@ def _record(moves: list[_Move], *, operator: str, now: datetime) -> None:
     events = [(m.standing.tenant_id, m.standing.member_id, m.standing.program_id,
                m.old.pk if m.old else None, m.new.pk if m.new else None, m.kind)
               for m in moves]
+    events_record(tenant_id=moves[0].standing.tenant_id, type="tier.changed", occurred_at=now,
+                  payloads=[{"member_id": member_id, "program_id": program_id,
+                             "from_level_id": from_id, "to_level_id": to_id, "change": kind}
+                            for _tenant, member_id, program_id, from_id, to_id, kind in events])
     transaction.on_commit(lambda: _send(events))
 
 

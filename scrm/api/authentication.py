@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from scrm.access import Actor
+from scrm.api.throttling import failed_key_count
 from scrm.models import ApiKey
 from scrm.selectors import api_key_active_get
 
@@ -30,11 +31,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         secret = header[len(self.keyword) + 1 :].strip()
         parts = secret.split("_")
         if len(parts) < 3 or parts[0] != "sk":
+            failed_key_count(request)
             raise exceptions.AuthenticationFailed(_("API 密钥格式不正确。"))
         api_key = api_key_active_get(prefix=parts[1])
         if api_key is None or not hmac.compare_digest(
             api_key.key_hash, ApiKey.hash_secret(secret)
         ):
+            failed_key_count(request)
             raise exceptions.AuthenticationFailed(_("API 密钥无效或已吊销。"))
         _last_used_stamp(api_key)
         request.actor = Actor.for_api_key(api_key)

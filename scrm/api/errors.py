@@ -2,8 +2,9 @@
 (zh-Hans by default, English with ``Accept-Language: en``) and, for bad input, field errors."""
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -82,6 +83,9 @@ def exception_handler(exc, context):
         body["message"] = str(exc.detail)
         if exc.fields:
             body["errors"] = exc.fields
+    elif isinstance(exc, exceptions.Throttled):
+        body["message"] = _("请求过于频繁，请在 %(seconds)s 秒后重试。") % {
+            "seconds": exc.wait or 1}
     elif isinstance(exc, exceptions.ValidationError):
         body["message"] = _("请求数据有误：%(detail)s") % {"detail": _summary(exc.detail)}
         body["errors"] = _messages(exc.detail)
@@ -89,3 +93,11 @@ def exception_handler(exc, context):
         body["message"] = _summary(exc.detail)
     response.data = body
     return response
+
+
+def page_not_found(request, exception):
+    """Django's 404 for a URL no route matches (``handler404``): under ``/api/`` the JSON
+    every API error has, elsewhere the site's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": _("未找到。")}, status=404)
+    return defaults.page_not_found(request, exception)

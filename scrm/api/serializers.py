@@ -1,6 +1,7 @@
 from functools import cache
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -15,6 +16,13 @@ class StrictSerializer(serializers.Serializer):
                     {name: [_("未知字段。")] for name in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$",
+                      "example": "22:00:00"})
+class LocalTimeField(serializers.TimeField):
+    """A time of day in Asia/Shanghai, as ``HH:MM[:SS]``: the schema's ``time`` format
+    would require an offset, which a time of day here never has."""
 
 
 @cache
@@ -37,5 +45,5 @@ class JobOutput(serializers.Serializer):
     error = serializers.CharField()
     created_by = serializers.CharField()
     created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)

@@ -1,7 +1,8 @@
 from django.urls import path
 
-from members.api import members, orders
-from scrm.api import jobs
+from integrations.transfers import api as transfers
+from members.api import members, orders, privacy
+from scrm.api import audit, jobs
 from tags.api import views as tags
 
 urlpatterns = [
@@ -15,6 +16,11 @@ urlpatterns = [
         name="member-timeline",
     ),
     path("members/<int:member_id>/phone/", members.MemberPhoneApi.as_view(), name="member-phone"),
+    path("members/<int:member_id>/consents/", privacy.MemberConsentsApi.as_view(),
+         name="member-consents"),
+    path("members/<int:member_id>/personal-data/", privacy.MemberPersonalDataApi.as_view(),
+         name="member-personal-data"),
+    path("members/<int:member_id>/erase/", privacy.MemberEraseApi.as_view(), name="member-erase"),
     path("orders/", orders.OrderListCreateApi.as_view(), name="orders"),
     path("orders/bulk/", orders.OrderBulkApi.as_view(), name="orders-bulk"),
     path("orders/<int:order_id>/", orders.OrderDetailApi.as_view(), name="order"),
@@ -35,10 +41,12 @@ urlpatterns = [
          name="segment-members"),
     path("segments/<int:segment_id>/snapshot/", tags.SegmentSnapshotApi.as_view(),
          name="segment-snapshot"),
-    path("segments/<int:segment_id>/export/", tags.SegmentExportApi.as_view(),
+    path("segments/<int:segment_id>/export/", transfers.SegmentExportApi.as_view(),
          name="segment-export"),
     path("jobs/<int:job_id>/", jobs.JobDetailApi.as_view(), name="job"),
-    path("jobs/<int:job_id>/download/", tags.ExportDownloadApi.as_view(), name="job-download"),
+    path("audit/", audit.AuditListApi.as_view(), name="audit"),
+    path("jobs/<int:job_id>/download/", transfers.ExportDownloadApi.as_view(),
+         name="job-download"),
 ]
 
 # People-goods matching (人货匹配): products, their tags, recommendations and audiences.
@@ -229,4 +237,42 @@ urlpatterns += [
          name="lottery-draws"),
     path("lotteries/<int:lottery_id>/codes/", lotteries.LotteryCodesApi.as_view(),
          name="lottery-codes"),
+]
+
+urlpatterns += [
+    path("imports/", transfers.ImportUploadApi.as_view(), name="imports"),
+    path("imports/<int:upload_id>/", transfers.ImportDetailApi.as_view(), name="import"),
+    path("imports/<int:upload_id>/mapping/", transfers.ImportMappingApi.as_view(),
+         name="import-mapping"),
+    path("imports/<int:upload_id>/dry-run/", transfers.ImportDryRunApi.as_view(),
+         name="import-dry-run"),
+    path("imports/<int:upload_id>/report/", transfers.ImportReportApi.as_view(),
+         name="import-report"),
+    path("imports/<int:upload_id>/report.csv", transfers.ImportReportCsvApi.as_view(),
+         name="import-report-csv"),
+    path("imports/<int:upload_id>/start/", transfers.ImportStartApi.as_view(),
+         name="import-start"),
+    path("exports/", transfers.ExportCreateApi.as_view(), name="exports"),
+    path("exports/<int:job_id>/", transfers.ExportDetailApi.as_view(), name="export"),
+    path("exports/<int:job_id>/link/", transfers.ExportLinkApi.as_view(), name="export-link"),
+]
+
+# Outbound webhooks: endpoints, test pings, the delivery log and replays.
+from integrations.webhooks import api as webhooks  # noqa: E402
+
+urlpatterns += [
+    path("webhooks/endpoints/", webhooks.WebhookEndpointListCreateApi.as_view(),
+         name="webhook-endpoints"),
+    path("webhooks/endpoints/<int:endpoint_id>/", webhooks.WebhookEndpointDetailApi.as_view(),
+         name="webhook-endpoint"),
+    path("webhooks/endpoints/<int:endpoint_id>/rotate-secret/",
+         webhooks.WebhookEndpointRotateSecretApi.as_view(), name="webhook-endpoint-rotate"),
+    path("webhooks/endpoints/<int:endpoint_id>/ping/", webhooks.WebhookEndpointPingApi.as_view(),
+         name="webhook-endpoint-ping"),
+    path("webhooks/endpoints/<int:endpoint_id>/replay/",
+         webhooks.WebhookEndpointReplayApi.as_view(), name="webhook-endpoint-replay"),
+    path("webhooks/deliveries/", webhooks.WebhookDeliveryListApi.as_view(),
+         name="webhook-deliveries"),
+    path("webhooks/deliveries/<int:delivery_id>/replay/",
+         webhooks.WebhookDeliveryReplayApi.as_view(), name="webhook-delivery-replay"),
 ]

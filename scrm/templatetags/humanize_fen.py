@@ -28,6 +28,12 @@ def yuan(fen) -> str:
 
 
 @register.filter
+def yuan_plain(fen) -> str:
+    """Fen as a plain yuan amount for a form field (``2000`` → ``20.00``)."""
+    return "" if fen in (None, "") else f"{int(fen) / 100:.2f}"
+
+
+@register.filter
 def number(value) -> str:
     if value in (None, ""):
         return "—"

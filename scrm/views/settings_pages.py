@@ -1,5 +1,7 @@
 """Owners' settings (staff and roles, API keys) and the tenant's background jobs."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -50,7 +52,8 @@ def staff_list(request: HttpRequest) -> HttpResponse:
                 raise ApplicationError(_("请填写登录邮箱。"), code="validation_error")
             membership, password = services.staff_add(
                 tenant=tenant, email=email, role=role, store=store,
-                display_name=request.POST.get("display_name", "").strip()[:64])
+                display_name=request.POST.get("display_name", "").strip()[:64],
+                actor=request.actor)
             if password:
                 messages.warning(request, _(
                     "已为 %(email)s 创建登录账号，初始密码（只显示这一次）：%(password)s")
@@ -75,7 +78,8 @@ def staff_edit(request: HttpRequest, staff_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             services.staff_update(
-                tenant=tenant, membership=membership, role=request.POST.get("role"),
+                tenant=tenant, membership=membership, actor=request.actor,
+                role=request.POST.get("role"),
                 store=_store(request.POST.get("store", "")),
                 display_name=request.POST.get("display_name", "")[:64],
                 wecom_userid=request.POST.get("wecom_userid", "")[:64],
@@ -96,15 +100,15 @@ def api_key_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             scopes = [scope for scope in request.POST.getlist("scopes")
-                      if scope in access.ALL_SCOPES]
+                      if scope in access.GRANTABLE_SCOPES]
             _key, secret = services.api_key_create(
                 tenant=tenant, name=request.POST.get("name", "").strip()[:128] or _("未命名"),
-                scopes=scopes or None)
+                scopes=scopes or None, actor=request.actor)
         except ValueError as exc:
             messages.error(request, str(exc))
     return render(request, "scrm/api_keys.html", {
         "keys": ApiKey.objects.filter(tenant=tenant).order_by("-created_at"),
-        "scopes": access.ALL_SCOPES, "secret": secret})
+        "scopes": access.GRANTABLE_SCOPES, "secret": secret})
 
 
 @require_POST
@@ -113,6 +117,30 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     api_key = ApiKey.objects.filter(tenant=request.actor.tenant, pk=key_id).first()
     if api_key is None:
         raise Http404
-    services.api_key_revoke(api_key=api_key)
+    services.api_key_revoke(api_key=api_key, actor=request.actor)
     messages.success(request, _("密钥 %(prefix)s 已吊销。") % {"prefix": api_key.prefix})
     return redirect("web:api-keys")
+
+
+AUDIT_SHOWN = 50
+
+
+@page(access.AUDIT_READ)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The audit log with the API's filters; "older" pages by the last id shown."""
+    from scrm.api.audit import AuditFilterInput
+    from scrm.audit import audit_list
+
+    raw = {key: value for key, value in request.GET.items() if value and key != "before"}
+    filters = AuditFilterInput(data=raw)
+    error = "" if filters.is_valid() else _("筛选条件有误，已忽略。")
+    entries = audit_list(filters=filters.validated_data if not error else {})
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        entries = entries.filter(pk__lt=int(before))
+    entries = list(entries[:AUDIT_SHOWN + 1])
+    older = entries[AUDIT_SHOWN - 1].pk if len(entries) > AUDIT_SHOWN else None
+    query = urlencode(raw)
+    return render(request, "scrm/audit_log.html", {
+        "entries": entries[:AUDIT_SHOWN], "filters": raw, "error": error, "older": older,
+        "query": query})

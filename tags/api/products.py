@@ -57,6 +57,7 @@ class ProductCreateInput(ProductUpdateInput):
 
 
 class ProductListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = PRODUCT_SCOPES
 
     @extend_schema(parameters=[OpenApiParameter("q", str, description="name or SKU contains"),

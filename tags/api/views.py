@@ -13,7 +13,7 @@ from scrm.api.pagination import CursorPagination
 from scrm.api.views import TenantApiView
 from tags.api import serializers as io
 from tags.models import MemberTag, Segment, Tag, TagGroup
-from tags.services import exports, rules, segments, tagging, taxonomy
+from tags.services import rules, segments, tagging, taxonomy
 
 TAXONOMY_SCOPES = {"GET": MEMBERS_READ, "*": TAGS_MANAGE}
 SEGMENT_SCOPES = {"GET": MEMBERS_READ, "*": SEGMENTS_WRITE}
@@ -76,6 +76,7 @@ def _tag_input(data: dict) -> dict:
 
 
 class TagListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = TAXONOMY_SCOPES
 
     @extend_schema(parameters=[OpenApiParameter("group", int), OpenApiParameter("kind", str),
@@ -147,6 +148,7 @@ class TagRulePreviewApi(TenantApiView):
 
 
 class TagBulkApi(TenantApiView):
+    throttle_scope = "bulk"
     required_scopes = {"*": MEMBERS_WRITE}
 
     @extend_schema(request=io.BulkInput, responses={202: io.JobOutput},
@@ -236,6 +238,7 @@ class SegmentCountApi(TenantApiView):
 
 
 class SegmentListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = SEGMENT_SCOPES
 
     @extend_schema(responses=io.SegmentOutput(many=True), operation_id="segments_list")
@@ -279,7 +282,7 @@ class SegmentDetailApi(TenantApiView):
 
     @extend_schema(responses={204: None}, operation_id="segments_delete")
     def delete(self, request, segment_id: int):
-        _get(Segment.objects, segment_id).delete()
+        segments.segment_delete(actor=self.actor, segment=_get(Segment.objects, segment_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -299,9 +302,10 @@ class SegmentMembersApi(TenantApiView):
             actor=self.actor, member_nos=segments.expression_members(segment.expression))
         after = request.query_params.get("after", "")
         size = request.query_params.get("page_size", "")
-        size = min(max(int(size), 1), 500) if size.isdigit() else 50
-        page, next_after = segments.segment_page(
-            member_nos=member_nos, after=int(after) if after.isdigit() else None, size=size)
+        size = min(max(int(size), 1), 500) if size.isdecimal() else 50
+        # Member numbers are 32-bit: a cursor past them all is the end.
+        after = min(int(after), 2**32 - 1) if after.isdecimal() else None
+        page, next_after = segments.segment_page(member_nos=member_nos, after=after, size=size)
         return Response({"count": len(member_nos), "next_after": next_after,
                          "results": MemberOutput(page, many=True).data})
 
@@ -322,38 +326,3 @@ class SegmentSnapshotApi(TenantApiView):
         segment = _get(Segment.objects, segment_id)
         snapshot = segments.segment_snapshot(actor=self.actor, segment=segment)
         return Response(io.SnapshotOutput(snapshot).data, status=status.HTTP_201_CREATED)
-
-
-class SegmentExportApi(TenantApiView):
-    required_scopes = {"*": SEGMENTS_WRITE}
-
-    @extend_schema(request=None, responses={202: io.JobOutput}, operation_id="segments_export")
-    @idempotent
-    def post(self, request, segment_id: int):
-        segment = _get(Segment.objects, segment_id)
-        job = exports.segment_export_create(actor=self.actor, segment=segment)
-        return Response(io.JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
-
-
-class ExportDownloadApi(TenantApiView):
-    """The exported CSV, with the signed token from the finished job's result."""
-
-    required_scopes = {"*": SEGMENTS_WRITE}
-
-    @extend_schema(parameters=[OpenApiParameter("token", str, required=True)],
-                   responses={(200, "text/csv"): bytes}, operation_id="jobs_download")
-    def get(self, request, job_id: int):
-        from django.http import FileResponse
-
-        from scrm.models import Job
-
-        job = _get(Job.objects.filter(kind="segment_export", status=Job.Status.SUCCEEDED),
-                   job_id)
-        if not exports.export_token_check(request.query_params.get("token", ""), job):
-            raise NotFound(_("下载链接无效或已过期。"))
-        path = exports.export_path(job)
-        if not path.is_file():
-            raise NotFound(_("导出文件已不存在，请重新导出。"))
-        return FileResponse(path.open("rb"), as_attachment=True,
-                            filename=f"segment-{job.params['segment_id']}-{job.pk}.csv",
-                            content_type="text/csv")

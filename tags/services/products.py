@@ -213,7 +213,10 @@ def product_recommend(*, member: Member, limit: int = 10,
                       now: dt.datetime | None = None
                       ) -> tuple[dict[int, float], list[Recommendation]]:
     """The products on sale this member most likely wants: ranked by score, then those they
-    have not bought yet, then id.  Returns the member's preferences and the ranking."""
+    have not bought yet, then id.  Returns the member's preferences and the ranking; nothing
+    for a member who withdrew profiling consent."""
+    if not member.profiling_consent:
+        return {}, []
     weights = member_preferences(member=member, now=now)
     if not weights:
         return weights, []
@@ -249,7 +252,8 @@ def product_audience_scores(*, product: Product, limit: int,
     tag_ids = list(ProductTag.objects.filter(product=product).values_list("tag_id", flat=True))
     if not tag_ids:
         return [], 0
-    where = f"pt.tag_id IN ({_placeholders(tag_ids)}) AND m.status = %s"
+    # Members who withdrew profiling consent are left out of people-goods matching.
+    where = f"pt.tag_id IN ({_placeholders(tag_ids)}) AND m.status = %s AND m.profiling_consent"
     statement = f"""
         SELECT member_no, score, COUNT(*) OVER () FROM (
             SELECT m.member_no, SUM({_decay_sql()}) AS score

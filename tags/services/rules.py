@@ -102,7 +102,8 @@ def rule_members(rule, *, member_ids: list[int] | None = None) -> BitMap:
     """Member numbers matching ``rule`` now (among ``member_ids`` when given)."""
     parser = RuleParser(known_tags=_known_tags, stores=_store_id)
     node = parser.parse(rule)
-    members = Member.objects.filter(status=Member.Status.ACTIVE)
+    # Members who withdrew profiling consent are never tagged by rules.
+    members = Member.objects.filter(status=Member.Status.ACTIVE, profiling_consent=True)
     if member_ids is not None:
         members = members.filter(pk__in=member_ids)
     return BitMap(members.filter(rule_q(node, parser.now)).values_list("member_no", flat=True))

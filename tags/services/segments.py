@@ -5,6 +5,7 @@ from pyroaring import BitMap
 from members.models import Member
 from members.selectors import member_relations, member_visible
 from scrm.access import Actor
+from scrm.audit import audit_record
 from scrm.models import Store
 from tags.audience.expressions import Parser
 from tags.audience.index import audience_bitmap
@@ -37,6 +38,13 @@ def segment_save(*, actor: Actor, segment: Segment | None = None, **data) -> Seg
     expression_parse(segment.expression)
     segment.save()
     return segment
+
+
+@transaction.atomic
+def segment_delete(*, actor: Actor, segment: Segment) -> None:
+    audit_record(actor=actor, action="segment.deleted", target=segment,
+                 data={"name": segment.name})
+    segment.delete()
 
 
 def segment_count(*, segment: Segment) -> int:

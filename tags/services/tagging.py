@@ -14,6 +14,7 @@ from members.models import Member, TimelineEvent
 from members.selectors import member_visible
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
+from scrm.events import event_record
 from scrm.jobs import job_create, job_finish, job_progress, job_start
 from scrm.models import Job
 from tags.audience.index import audience_mark_dirty, audience_tag_update
@@ -63,6 +64,8 @@ def member_tag_add(*, actor: Actor, member: Member, tag: Tag,
         Tag.objects.filter(pk=tag.pk).update(member_count=F("member_count") + 1)
         _timeline([member.pk], tag, "tag.added", actor.label, source)
         audience_mark_dirty(member_nos=[member.member_no])
+        event_record(tenant_id=member.tenant_id, type="tag.added",
+                     data={"member_id": member.pk, "tag_id": tag.pk, "source": source})
     return created
 
 
@@ -75,6 +78,8 @@ def member_tag_remove(*, actor: Actor, member: Member, tag: Tag,
         Tag.objects.filter(pk=tag.pk).update(member_count=Greatest(F("member_count") - 1, 0))
         _timeline([member.pk], tag, "tag.removed", actor.label, source)
         audience_mark_dirty(member_nos=[member.member_no])
+        event_record(tenant_id=member.tenant_id, type="tag.removed",
+                     data={"member_id": member.pk, "tag_id": tag.pk, "source": source})
     return bool(deleted)
 
 
@@ -140,6 +145,12 @@ def tag_apply_chunk(*, tag: Tag, action: str, member_nos: list[int], actor: str,
         if timeline:
             _timeline(list(changed.values()), tag,
                       "tag.added" if action == ADD else "tag.removed", actor, source)
+        # One event for the chunk (scrm/events.py): a row per member would cost more than
+        # the tagging itself.
+        event_record(tenant_id=tag.tenant_id,
+                     type="tag.added" if action == ADD else "tag.removed",
+                     data={"tag_id": tag.pk, "source": source,
+                           "member_ids": sorted(changed.values())})
     return len(changed)
 
 

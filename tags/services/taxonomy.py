@@ -35,6 +35,8 @@ def tag_group_save(*, actor: Actor, group: TagGroup | None = None, **data) -> Ta
 def tag_group_delete(*, actor: Actor, group: TagGroup) -> None:
     if group.tags.exists():
         raise Conflict(_("标签组下还有标签，不能删除。"), code="group_not_empty")
+    audit_record(actor=actor, action="tag_group.deleted", target=group,
+                 data={"name": group.name})
     group.delete()
 
 

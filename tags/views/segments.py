@@ -2,7 +2,7 @@ import json
 
 from django.apps import apps
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -10,11 +10,11 @@ from django.views.decorators.http import require_POST
 
 from scrm.access import MEMBERS_READ, SEGMENTS_WRITE
 from scrm.api.errors import ApplicationError
-from scrm.models import Job, Role, StaffMembership, Store
+from scrm.models import Role, StaffMembership, Store
 from scrm.web import PAGE_SIZE, error_text, page
 from tags.audience import fields as F
 from tags.models import Segment, Tag
-from tags.services import exports, rules, segments
+from tags.services import rules, segments
 
 FIELD_LABELS = {
     "gender": gettext_lazy("性别"), "province": gettext_lazy("省份"), "city": gettext_lazy("城市"),
@@ -213,24 +213,3 @@ def segment_members(request: HttpRequest, segment_id: int) -> HttpResponse:
         "members": found, "count": len(member_nos), "next_after": next_after, "query": "",
         "segment": segment, "params": {}, "identity_kinds": [], "stores": [], "guides": [],
         "tags": []})
-
-
-@require_POST
-@page(SEGMENTS_WRITE)
-def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:
-    job = exports.segment_export_create(actor=request.actor, segment=_segment(segment_id))
-    messages.success(request, _("导出任务已创建，完成后可在后台任务中下载。"))
-    return redirect(f"/jobs/?highlight={job.pk}")
-
-
-@page(SEGMENTS_WRITE)
-def export_download(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = Job.objects.filter(pk=job_id, kind="segment_export",
-                             status=Job.Status.SUCCEEDED).first()
-    if job is None or not exports.export_token_check(request.GET.get("token", ""), job):
-        raise Http404
-    path = exports.export_path(job)
-    if not path.is_file():
-        raise Http404
-    return FileResponse(path.open("rb"), as_attachment=True, content_type="text/csv",
-                        filename=f"segment-{job.params['segment_id']}-{job.pk}.csv")

@@ -166,7 +166,7 @@ def test_full_phone_view_is_audited(api_client, tenant, store):
     response = api_client.get(f"/api/v1/members/{created['id']}/phone/")
     assert response.json() == {"phone": "13800138000"}
     with tenant_scope(tenant):
-        entry = AuditEntry.objects.get()
+        entry = AuditEntry.objects.get(action="member.phone_viewed")
     assert (entry.action, entry.target_type, entry.target_id) == (
         "member.phone_viewed", "member", created["id"])
 

@@ -198,6 +198,24 @@ def test_idempotency_keys_are_per_tenant(api_client, other_api_client, tenant, o
     assert theirs.json()["phone"] == "139****9000"
 
 
+@covers("member-consents", "member-personal-data", "member-erase")
+def test_privacy_routes_are_404(other_tenant, ours, tenant):
+    from tests.conftest import client_for
+
+    owner_key = client_for(other_tenant, scopes=["members:read", "members:write",
+                                                  "privacy:manage"])
+    for key in ("member", "gone"):
+        member_id = ours[key]["id"]
+        assert_not_found(owner_key.get(f"/api/v1/members/{member_id}/consents/"))
+        assert_not_found(owner_key.post(f"/api/v1/members/{member_id}/consents/",
+                                        {"purpose": "marketing", "granted": True},
+                                        format="json"))
+        assert_not_found(owner_key.get(f"/api/v1/members/{member_id}/personal-data/"))
+        assert_not_found(owner_key.post(f"/api/v1/members/{member_id}/erase/",
+                                        {"confirm": "ERASE"}, format="json"))
+    assert snapshot(tenant) == ours["before"]
+
+
 def test_every_members_api_route_has_an_isolation_test():
     routes = {
         pattern.name

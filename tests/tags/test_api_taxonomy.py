@@ -166,7 +166,7 @@ def test_tag_in_use_needs_confirmation_then_is_deleted_and_audited(api_client, t
     with tenant_scope(tenant):
         assert MemberTag.objects.filter(tag_id=tag["id"]).count() == 2
         assert Tag.objects.filter(pk=tag["id"]).exists()
-        assert not AuditEntry.objects.exists()
+        assert not AuditEntry.objects.filter(action="tag.deleted").exists()
 
     deleted = api_client.delete(f"{TAGS}{tag['id']}/?confirm=true")
     assert body(deleted) == {"members": 2, "products": 0, "segments": ["高净值女性"],
@@ -175,7 +175,7 @@ def test_tag_in_use_needs_confirmation_then_is_deleted_and_audited(api_client, t
         assert not Tag.objects.filter(pk=tag["id"]).exists()
         assert not MemberTag.objects.exists()
         assert not AudienceBitmap.objects.filter(field="tag", value=str(tag["id"])).exists()
-        entry = AuditEntry.objects.get()
+        entry = AuditEntry.objects.get(action="tag.deleted")
         assert Segment.objects.count() == 1
     assert (entry.action, entry.target_type, entry.target_id) == ("tag.deleted", "tag",
                                                                   tag["id"])

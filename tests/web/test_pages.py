@@ -203,7 +203,7 @@ def test_a_segment_is_saved_and_exported_as_a_job(shop, as_role,
     jobs = client.get("/jobs/").content.decode()
     assert "下载 CSV" in jobs
     link = next(
-        part.split('"')[0] for part in jobs.split('href="') if "/download/?token=" in part)
+        part.split('"')[0] for part in jobs.split('href="') if "/exports/download/" in part)
     download = client.get(link.replace("&amp;", "&"))
     assert download.status_code == 200
     assert "王芳" in b"".join(download.streaming_content).decode("utf-8-sig")

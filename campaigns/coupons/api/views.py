@@ -73,6 +73,7 @@ class CouponApiBase(TenantApiView):
 
 
 class CouponTemplateListCreateApi(CouponApiBase):
+    pagination_class = CursorPagination
     required_scopes = TEMPLATE_SCOPES
 
     @extend_schema(parameters=[io.CouponTemplateListParams],
@@ -138,6 +139,7 @@ class CouponIssueApi(CouponApiBase):
 
 
 class CouponListApi(CouponApiBase):
+    pagination_class = CursorPagination
     required_scopes = {"GET": COUPONS_READ}
 
     @extend_schema(parameters=[io.CouponListParams], responses=io.CouponOutput(many=True),
@@ -199,6 +201,7 @@ class CouponCancelApi(CouponApiBase):
 
 
 class MemberCouponListApi(CouponApiBase):
+    pagination_class = CursorPagination
     required_scopes = {"GET": COUPONS_READ}
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=Coupon.Status.values)],

@@ -52,6 +52,7 @@ from points.models import MemberTier, TierLevel, TierProgram
 from scrm.access import Actor
 from scrm.api.errors import Conflict
 from scrm.db.copy import copy_insert, copy_text, rows_insert
+from scrm.events import events_record
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ def _chunk_issue(*, actor: Actor, template: CouponTemplate, member_ids: list[int
             CouponTemplate.objects.filter(pk=template.pk).update(
                 issued_count=F("issued_count") - (granted - len(inserted)))
         _timeline(batch, inserted)
+        events_record(tenant_id=template.tenant_id, type="coupon.issued", occurred_at=now,
+                      payloads=[{"coupon_id": row[0], "template_id": template.pk,
+                                 "member_id": row[1], "source": source} for row in inserted])
         result = BulkChunk(members=len(member_ids), issued=len(inserted),
                            out_of_stock=len(eligible) - granted,
                            skipped=len(member_ids) - len(eligible) + granted - len(inserted),

@@ -29,6 +29,7 @@ from members.services import timeline_add
 from points.selectors import member_level_codes
 from points.services.core import member_resolve
 from scrm.access import Actor
+from scrm.events import event_record
 
 CODE_ATTEMPTS = 5
 MAX_KEY_LENGTH = 255
@@ -98,6 +99,9 @@ def _issue(*, actor: Actor, template: CouponTemplate, member: Member, key: str, 
                  data=timeline_issued_data(template=template, coupon_id=coupon.pk,
                                            source=source))
     tenant_id, coupon_id = coupon.tenant_id, coupon.pk
+    event_record(tenant_id=tenant_id, type="coupon.issued", occurred_at=now,
+                 data={"coupon_id": coupon_id, "template_id": template.pk,
+                       "member_id": member.pk, "source": source})
     transaction.on_commit(lambda: signals.coupon_issued.send(
         sender=Coupon, tenant_id=tenant_id, coupon_ids=[coupon_id]))
     return coupon

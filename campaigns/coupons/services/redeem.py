@@ -27,6 +27,7 @@ from members.models import Member, Order
 from members.services import timeline_add
 from scrm.access import Actor
 from scrm.audit import audit_record
+from scrm.events import event_record
 from scrm.models import Store
 from tags.models import Product
 
@@ -153,6 +154,9 @@ def _record(*, actor: Actor, coupon: Coupon, now: datetime) -> None:
                        "order_amount_fen": coupon.order_amount_fen,
                        "store": coupon.redeemed_store})
     tenant_id, coupon_id, order_id = coupon.tenant_id, coupon.pk, coupon.redeemed_order_id
+    event_record(tenant_id=tenant_id, type="coupon.redeemed", occurred_at=now,
+                 data={"coupon_id": coupon_id, "member_id": coupon.member_id,
+                       "order_id": order_id})
     transaction.on_commit(lambda: signals.coupon_redeemed.send(
         sender=Coupon, tenant_id=tenant_id, coupon_id=coupon_id, order_id=order_id))
 

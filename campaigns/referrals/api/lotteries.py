@@ -35,6 +35,7 @@ def draw_key(request) -> str | None:
 
 
 class LotteryListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": CAMPAIGNS_READ, "POST": CAMPAIGNS_MANAGE}
 
     @extend_schema(responses=io.LotteryOutput(many=True), operation_id="lotteries_list")
@@ -78,6 +79,7 @@ class LotteryDetailApi(TenantApiView):
 class LotteryDrawApi(TenantApiView):
     """POST: a draw for a member (``product_code`` for a product code's entry); the same
     Idempotency-Key again replays the first answer.  GET: the lottery's draws."""
+    pagination_class = CursorPagination
 
     required_scopes = {"GET": CAMPAIGNS_READ, "POST": MEMBERS_WRITE}
 

@@ -56,6 +56,7 @@ def _changes(values: dict) -> tuple[dict, list | None]:
 
 
 class ReferralListCreateApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": CAMPAIGNS_READ, "POST": CAMPAIGNS_MANAGE}
 
     @extend_schema(responses=io.ReferralOutput(many=True), operation_id="referrals_list")
@@ -132,6 +133,7 @@ class ReferralLeaderboardApi(TenantApiView):
 
 
 class ReferralAttributionListApi(TenantApiView):
+    pagination_class = CursorPagination
     required_scopes = {"GET": CAMPAIGNS_READ}
 
     @extend_schema(parameters=[io.AttributionParams],

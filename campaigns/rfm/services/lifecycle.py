@@ -69,7 +69,8 @@ WITH window_orders AS ({window}
     FROM members_member m
     LEFT JOIN members_memberstats s ON s.tenant_id = m.tenant_id AND s.member_id = m.id
     LEFT JOIN window_orders w ON w.member_id = m.id
-    WHERE m.tenant_id = %(tenant)s AND m.status = 'active' {members_scope}
+    WHERE m.tenant_id = %(tenant)s AND m.status = 'active' AND m.profiling_consent
+          {members_scope}
 ), changed AS (
     SELECT s.member_id, s.member_no, s.stage, coalesce(c.stage, '') AS previous_stage,
            c.member_id IS NULL AS is_new
@@ -197,7 +198,7 @@ def _window_totals(bounds: Bounds, member_ids: list[int] | None,
 def _evaluate_portable(*, config: LifecycleConfig, bounds: Bounds,
                        member_ids: list[int] | None, events: bool, announce: bool,
                        window_from_rfm: bool) -> Evaluation:
-    members = Member.objects.filter(status=Member.Status.ACTIVE)
+    members = Member.objects.filter(status=Member.Status.ACTIVE, profiling_consent=True)
     if member_ids is not None:
         members = members.filter(pk__in=member_ids)
     members = list(members.values_list("pk", "member_no"))

@@ -55,7 +55,7 @@ LEFT JOIN (SELECT member_id, max(paid_at) AS last_paid_at, count(*) AS frequency
            WHERE tenant_id = %(tenant)s AND paid_at >= %(since)s AND paid_at <= %(now)s
              AND status <> 'refunded'
            GROUP BY member_id) o ON o.member_id = m.id
-WHERE m.tenant_id = %(tenant)s AND m.status = 'active'
+WHERE m.tenant_id = %(tenant)s AND m.status = 'active' AND m.profiling_consent
 """
 
 PERCENTILES_SQL = """
@@ -251,7 +251,8 @@ class Aggregate:
 
 def _aggregates(now: datetime, since: datetime) -> list[Aggregate]:
     rows = (Order.objects.filter(paid_at__gte=since, paid_at__lte=now,
-                                 member__status=Member.Status.ACTIVE)
+                                 member__status=Member.Status.ACTIVE,
+                                 member__profiling_consent=True)
             .exclude(status=Order.Status.REFUNDED)
             .values("member_id", "member__member_no")
             .annotate(last=Max("paid_at"), n=Count("id"),

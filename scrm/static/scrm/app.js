@@ -109,4 +109,10 @@
     document.querySelectorAll(".segment-builder").forEach(sync);
   });
   document.addEventListener("htmx:afterSettle", function (event) { initCharts(event.target); });
+
+  // Forms that ask first (data-confirm="..."): the CSP allows no inline onsubmit handlers.
+  document.addEventListener("submit", function (event) {
+    var text = event.target.dataset && event.target.dataset.confirm;
+    if (text && !window.confirm(text)) event.preventDefault();
+  }, true);
 })();

@@ -1,0 +1,30 @@
+"""Query parameters the contract run found answering 500: now bad input or an empty page."""
+
+
+def _created(client, url, data):
+    response = client.post(url, data, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_a_query_parameter_with_nul_is_refused(api_client):
+    response = api_client.get("/api/v1/tags/?q=%E5%8F%A3%00", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["errors"] == {"q": ["不能包含空字符（NUL）。"]}
+
+
+def test_a_segment_cursor_past_every_member_number_is_the_end(api_client):
+    group = _created(api_client, "/api/v1/tag-groups/", {"name": "偏好"})
+    tag = _created(api_client, "/api/v1/tags/", {"group": group["id"], "name": "口红"})
+    member = _created(api_client, "/api/v1/members/", {
+        "name": "王芳", "identities": [{"kind": "phone", "value": "13900000001"}]})
+    _created(api_client, f"/api/v1/members/{member['id']}/tags/", {"tag_id": tag["id"]})
+    segment = _created(api_client, "/api/v1/segments/", {
+        "name": "口红爱好者", "expression": {"all": [{"tag": tag["id"]}]}})
+    url = f"/api/v1/segments/{segment['id']}/members/"
+
+    assert [row["id"] for row in api_client.get(url).json()["results"]] == [member["id"]]
+    past = api_client.get(url, {"after": 2**40})
+    assert past.status_code == 200
+    assert past.json() == {"count": 1, "next_after": None, "results": []}
