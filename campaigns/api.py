@@ -231,6 +231,7 @@ class AutomationInput(StrictSerializer):
     params = serializers.DictField(default=dict)
     delay_minutes = serializers.IntegerField(required=False, min_value=0, max_value=60 * 24 * 30)
     respect_frequency_cap = serializers.BooleanField(required=False)
+    require_consent = serializers.BooleanField(required=False)
     is_active = serializers.BooleanField(required=False)
 
 
@@ -240,7 +241,8 @@ class AutomationOutput(serializers.ModelSerializer):
     class Meta:
         model = AutomationRule
         fields = ("id", "name", "trigger", "days", "condition", "action", "params",
-                  "delay_minutes", "respect_frequency_cap", "is_active", "fired", "created_at")
+                  "delay_minutes", "respect_frequency_cap", "require_consent", "is_active", "fired",
+                  "created_at")
 
     def get_fired(self, obj) -> dict[str, int]:
         from django.db.models import Count

@@ -200,6 +200,7 @@ class AutomationRule(TenantModel):
     params = models.JSONField(_("动作参数"), default=dict)
     delay_minutes = models.PositiveIntegerField(_("延迟(分钟)"), default=0)
     respect_frequency_cap = models.BooleanField(_("遵守频次上限"), default=False)
+    require_consent = models.BooleanField(_("仅同意营销的会员"), default=False)
     is_active = models.BooleanField(_("启用"), default=True)
     created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
 

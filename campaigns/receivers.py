@@ -1,8 +1,10 @@
-"""How campaigns react to other apps' domain events: automation triggers."""
+"""How campaigns react to other apps' domain events (and the RFM package's): automation
+triggers."""
 
 from django.dispatch import receiver
 from django.utils import timezone
 
+from campaigns.rfm import signals as rfm_signals
 from members import signals as member_signals
 from points import signals as points_signals
 from scrm.tenancy import tenant_scope
@@ -34,3 +36,16 @@ def first_purchase(sender, tenant_id: int, order_ids: list[int], **kwargs) -> No
             "member_id", flat=True)
         automation_trigger(trigger="first_purchase",
                            occurrences=dict.fromkeys(first, "first_purchase"))
+
+
+@receiver(rfm_signals.lifecycle_changed)
+def became_dormant(sender, tenant_id: int, changes: list[tuple[int, str, str]],
+                   **kwargs) -> None:
+    from campaigns.services.automation import automation_trigger
+
+    dormant = [member_id for member_id, _from, to in changes if to == "dormant"]
+    if not dormant:
+        return
+    with tenant_scope(tenant_id):
+        automation_trigger(trigger="dormant", occurrences=dict.fromkeys(
+            dormant, f"dormant:{timezone.localdate():%Y-%m-%d}"))

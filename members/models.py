@@ -113,7 +113,7 @@ class Member(TenantModel):
         ]
         indexes = [
             models.Index(fields=["tenant", "store"], name="member_tenant_store_idx"),
-            models.Index(fields=["tenant", "guide"], name="member_tenant_guide_idx"),
+            models.Index(fields=["tenant", "guide", "id"], name="member_tenant_guide_id_idx"),
             models.Index(fields=["tenant", "created_at"], name="member_tenant_created_idx"),
             models.Index(
                 fields=["tenant", "phone_hash"],

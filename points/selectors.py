@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db import connection
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import Member
@@ -94,8 +95,14 @@ def points_liability(*, now: datetime | None = None) -> dict:
     )  # fmt: skip
     outstanding = accounts["points"] or 0
 
+    # Both windows in one pass over the lots due within the longer one.
+    due = PointsLot.objects.filter(status=PointsLot.Status.ACTIVE, remaining__gt=0,
+                                   expires_at__lt=now + timedelta(days=90)).aggregate(
+        days_30=Sum("remaining", filter=Q(expires_at__lt=now + timedelta(days=30))),
+        days_90=Sum("remaining"))
+
     def expiring(days: int) -> dict:
-        points = points_expiring(within_days=days, now=now)["points"]
+        points = due[f"days_{days}"] or 0
         return {"points": points, "value_fen": points * policy.point_value_fen}
 
     return {
@@ -114,15 +121,21 @@ def points_liability(*, now: datetime | None = None) -> dict:
 def _liability_by_tier(point_value_fen: int) -> list[dict]:
     """Outstanding points per level of the tenant-wide programme (members without a level
     last)."""
-    from points.models import MemberTier, TierLevel, TierProgram
+    from points.models import TierLevel, TierProgram
 
     program = TierProgram.objects.filter(brand__isnull=True, is_active=True).first()
     if program is None:
         return []
-    level_of = MemberTier.objects.filter(program=program, member_id=OuterRef("member_id"))
-    rows = {row["level"]: row for row in PointsAccount.objects.filter(balance__gt=0).annotate(
-        level=Subquery(level_of.values("level_id")[:1])).values("level").annotate(
-        points=Sum("balance"), members=Count("id"))}
+    # One join rather than a level lookup per account: (tenant, program, member) is unique.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.level_id, SUM(a.balance)::bigint, COUNT(*) FROM points_pointsaccount a "
+            "LEFT JOIN points_membertier t ON t.tenant_id = a.tenant_id "
+            "AND t.member_id = a.member_id AND t.program_id = %s "
+            "WHERE a.tenant_id = %s AND a.balance > 0 GROUP BY t.level_id",
+            [program.pk, require_tenant_id()])
+        rows = {level: {"points": points, "members": members}
+                for level, points, members in cursor.fetchall()}
     levels = [(level.pk, level.code, level.name)
               for level in TierLevel.objects.filter(program=program).order_by("-rank")]
     return [

@@ -2,7 +2,8 @@
 became dormant, joined a group; or, found daily, a birthday or points expiring in N days),
 each active rule for that trigger makes a firing (unique per rule, member and occurrence, so
 it fires once), due now or after the rule's delay.  Due firings check the rule's condition
-(an audience expression) and the frequency cap, then do the action, keyed per firing."""
+(an audience expression), marketing consent and the frequency cap (when the rule asks),
+then do the action, keyed per firing."""
 
 from datetime import date, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from scrm.tenancy import require_tenant_id
 from tags.services.segments import expression_members, expression_parse
 
 RULE_FIELDS = ("name", "trigger", "days", "condition", "action", "params", "delay_minutes",
-               "respect_frequency_cap", "is_active")
+               "respect_frequency_cap", "require_consent", "is_active")
 BATCH = 500
 
 
@@ -58,6 +59,12 @@ def automation_trigger(*, trigger: str, occurrences: dict[int, str]) -> int:
     active rule for ``trigger`` fires once per member and occurrence.  Called inside the
     change's transaction or after it; returns the firings made."""
     rules = list(AutomationRule.objects.filter(trigger=trigger, is_active=True))
+    return _firings_make(rules, occurrences)
+
+
+def _firings_make(rules: list[AutomationRule], occurrences: dict[int, str]) -> int:
+    """One pending firing per rule, member and occurrence (a repeat is ignored); those due
+    now are run by the dispatcher, queued after commit."""
     if not rules or not occurrences:
         return 0
     now, tenant_id = timezone.now(), require_tenant_id()
@@ -103,6 +110,8 @@ def _fire(firing: AutomationFiring, actor: Actor, audience) -> None:
         status, result = AutomationFiring.Status.SKIPPED, {"why": "inactive"}
     elif audience is not None and member.member_no not in audience:
         status, result = AutomationFiring.Status.SKIPPED, {"why": "condition"}
+    elif rule.require_consent and not member.marketing_consent:
+        status, result = AutomationFiring.Status.SKIPPED, {"why": "no_consent"}
     elif rule.respect_frequency_cap and capped_members(policy_get(), [member.pk]):
         status, result = AutomationFiring.Status.SKIPPED, {"why": "capped"}
     else:
@@ -133,17 +142,5 @@ def automation_daily(*, today: date | None = None) -> int:
 
             occurrences = {row["member_id"]: f"expiring:{row['first_expires_at']:%Y-%m-%d}"
                            for row in members_expiring(within_days=rule.days)}
-        made += _trigger_one(rule, occurrences)
+        made += _firings_make([rule], occurrences)
     return made
-
-
-def _trigger_one(rule: AutomationRule, occurrences: dict[int, str]) -> int:
-    now, tenant_id = timezone.now(), require_tenant_id()
-    rows_insert(model=AutomationFiring, columns=("tenant_id", "rule_id", "member_id",
-                                                 "occurrence", "status", "due_at", "result",
-                                                 "created_at"),
-                rows=[(tenant_id, rule.pk, member_id, occurrence,
-                       AutomationFiring.Status.PENDING,
-                       now + timedelta(minutes=rule.delay_minutes), {}, now)
-                      for member_id, occurrence in occurrences.items()], ignore_conflicts=True)
-    return len(occurrences)

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -67,7 +67,29 @@ def capped_members(policy: ContactPolicy, member_ids: list[int],
     if not policy.max_touches or not member_ids:
         return set()
     since = (now or timezone.now()) - timedelta(days=policy.period_days)
+    if connection.vendor == "postgresql":
+        return _capped_postgres(policy, member_ids, since)
     rows = (Delivery.objects.filter(member_id__in=member_ids, status=Delivery.Status.SENT,
                                     created_at__gte=since)
             .values("member_id").annotate(n=Count("pk")).filter(n__gte=policy.max_touches))
     return {row["member_id"] for row in rows}
+
+
+# Driven by the chunk's ids, one index lookup (tenant, member, created_at) per member: with
+# ``member_id IN (...)`` the planner, misled by a deliveries table a running campaign is
+# filling faster than it is analysed, scanned every delivery in the period for each chunk
+# (3 s a chunk of 5,000 at 100,000 deliveries, growing with the run).
+CAPPED_SQL = """
+SELECT wanted.id FROM unnest(%(ids)s::bigint[]) AS wanted(id)
+WHERE (SELECT count(*) FROM {delivery} d
+       WHERE d.tenant_id = %(tenant)s AND d.member_id = wanted.id AND d.status = 'sent'
+         AND d.created_at >= %(since)s) >= %(limit)s
+"""
+
+
+def _capped_postgres(policy: ContactPolicy, member_ids: list[int], since: datetime) -> set[int]:
+    query = CAPPED_SQL.format(delivery=connection.ops.quote_name(Delivery._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"ids": list(member_ids), "tenant": policy.tenant_id,
+                               "since": since, "limit": policy.max_touches})
+        return {row[0] for row in cursor.fetchall()}

@@ -62,8 +62,8 @@ class StatsOutput(serializers.Serializer):
     order_count = serializers.IntegerField()
     total_spent_fen = serializers.IntegerField()
     refunded_fen = serializers.IntegerField()
-    first_order_at = serializers.DateTimeField()
-    last_order_at = serializers.DateTimeField()
+    first_order_at = serializers.DateTimeField(allow_null=True)
+    last_order_at = serializers.DateTimeField(allow_null=True)
 
 
 EMPTY_STATS = {

@@ -19,7 +19,7 @@ from pyroaring import BitMap
 from members.models import Member
 from scrm.tenancy import require_tenant_id
 from tags.audience import expressions as E
-from tags.audience.sql import to_q
+from tags.audience.sql import to_q, with_tenant_stats
 from tags.audience.truth import Truth, truth_read
 from tags.models import AudienceBitmap, AudienceDirty, Tag
 
@@ -173,9 +173,10 @@ def audience_bitmap(node) -> BitMap:
     evaluator = Evaluator(_rows_for(node))
     result = evaluator.evaluate(node) & evaluator.universe
     if dirty:
-        exact = Member.objects.filter(status=Member.Status.ACTIVE, member_no__in=list(dirty))
-        result = (result - dirty) | BitMap(exact.filter(to_q(node)).values_list(
-            "member_no", flat=True))
+        exact = with_tenant_stats(Member.objects.filter(
+            status=Member.Status.ACTIVE, member_no__in=list(dirty)))
+        result = (result - dirty) | BitMap(exact.filter(to_q(
+            node, stats="tenant_stats")).values_list("member_no", flat=True))
     return result
 
 

@@ -28,3 +28,11 @@ def test_a_segment_cursor_past_every_member_number_is_the_end(api_client):
     past = api_client.get(url, {"after": 2**40})
     assert past.status_code == 200
     assert past.json() == {"count": 1, "next_after": None, "results": []}
+
+
+def test_a_coupon_template_reference_with_nul_is_refused(api_client):
+    response = api_client.post("/api/v1/coupons/issue/",
+                               '{"member": 1, "template": "C\\u0000X"}',
+                               content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"

@@ -94,7 +94,7 @@ class CouponTemplateRefField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, int) and not isinstance(data, bool) and data > 0:
             return data
-        if isinstance(data, str) and 0 < len(data) <= 64:
+        if isinstance(data, str) and 0 < len(data) <= 64 and "\x00" not in data:
             return data
         raise serializers.ValidationError(_("须为模板 ID（数字）或编码（字符串）。"))
 
