@@ -5,14 +5,15 @@ nothing lost while one endpoint is down for a while.
     .venv/bin/python bench/webhooks.py --rate 500 --seconds 60 --senders 3
 
 A fresh database (``scrm_bench_webhooks``), a tenant with ``--endpoints`` endpoints, each
-an aiohttp receiver on its own port in one receiver process.  The producer writes
+an aiohttp receiver on its own port in one receiver process. The producer writes
 ``--rate`` events a second into the outbox (one COPY per tenth of a second, as a bulk path
-does) for ``--seconds``; one relay process fans them out and ``--senders`` sender processes
-deliver them (what the Celery tasks run, in a loop).  Endpoint 0 answers 503 from
-``--down-at`` for ``--down-for`` seconds and then recovers; retries use a short backoff
-(5 s doubling, at most 20 s).  At the end every receiver must hold every event id exactly
-once or more (at-least-once): the script reports what each got, the duplicates, and the
-POSTs/s reached while all endpoints were up.
+does) for ``--seconds``; one relay process fans them out and ``--senders`` sender
+processes deliver them (what the Celery tasks run, in a loop); a thread vacuums the queue
+tables every 10 s as autovacuum would (``--no-vacuum`` where the server runs autovacuum).
+Endpoint 0 answers 503 from ``--down-at`` for ``--down-for`` seconds and then recovers;
+retries use a short backoff (5 s doubling, at most 20 s). At the end every receiver must
+hold every event id exactly once or more (at-least-once): the script reports what each
+got, the duplicates, and the POSTs/s reached while all endpoints were up.
 """
 
 import argparse
@@ -70,7 +71,9 @@ def receivers_main(count: int, down_at: float, down_for: float, started: float) 
             await web.TCPSite(runner, "127.0.0.1", BASE_PORT + index, backlog=1024).start()
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    import uvloop
+
+    uvloop.run(serve())
 
 
 def receiver_stats(count: int) -> list[dict]:
@@ -144,6 +147,39 @@ def worker_main(role: str) -> None:
             time.sleep(1)
 
 
+def vacuum_main(database_url: str, stop: threading.Event, every: float = 10) -> None:
+    """What autovacuum does on a default PostgreSQL (this machine's has it off): the queue
+    table is rewritten three times per delivery, and without vacuum its due index fills
+    with dead entries that every claim walks over.  Its own backend, so its CPU counts."""
+    import psycopg2
+
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        while not stop.wait(every):
+            cursor.execute("VACUUM (ANALYZE) webhooks_webhookdelivery, scrm_outboxevent")
+    conn.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids() -> list[int]:
+    """The PostgreSQL server processes serving the bench database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                       "pg_backend_pid()", [DB])
+        return [pid for (pid,) in cursor.fetchall()]
+
+
 def backlog() -> dict[str, int]:
     from django.db.models import Count
 
@@ -168,6 +204,8 @@ def main() -> None:  # noqa: C901 (one run, start to end)
     parser.add_argument("--down-at", type=float, default=10)
     parser.add_argument("--down-for", type=float, default=60)
     parser.add_argument("--drain-timeout", type=float, default=300)
+    parser.add_argument("--no-vacuum", action="store_true",
+                        help="leave the tables to autovacuum (when the server runs it)")
     parser.add_argument("--role", choices=["relay", "sender", "receivers"], help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,6 +248,8 @@ def main() -> None:  # noqa: C901 (one run, start to end)
             sampling.wait(1)
 
     threading.Thread(target=sample, daemon=True).start()
+    if not args.no_vacuum:
+        threading.Thread(target=vacuum_main, args=(url, sampling), daemon=True).start()
     try:
         produce_started = time.perf_counter()
         written = produce(tenant_id, args.rate, args.seconds)
@@ -225,6 +265,11 @@ def main() -> None:  # noqa: C901 (one run, start to end)
             time.sleep(1)
         drained = time.time() - started
         stats = receiver_stats(args.endpoints)
+        roles = ["receivers", "relay"] + ["sender"] * args.senders
+        cpu: dict[str, float] = {}
+        for role, process in zip(roles, processes, strict=True):
+            cpu[role] = cpu.get(role, 0.0) + cpu_seconds(process.pid)
+        cpu["postgresql"] = sum(cpu_seconds(pid) for pid in backend_pids())
     finally:
         sampling.set()
         for process in processes:
@@ -232,6 +277,12 @@ def main() -> None:  # noqa: C901 (one run, start to end)
         for process in processes:
             process.wait()
     report(args, expected, stats, samples, drained, backlog())
+    posts = sum(s["posts"] for s in stats) or 1
+    print("CPU per POST: " + ", ".join(f"{role} {seconds / posts * 1e6:.0f} µs ({seconds:.1f} s)"
+                                       for role, seconds in cpu.items()))
+    product = sum(seconds for role, seconds in cpu.items() if role != "receivers")
+    print(f"relay + senders + PostgreSQL: {product / posts * 1e6:.0f} µs per POST, i.e. "
+          f"{posts / product:.0f} POSTs per CPU-second; load {os.getloadavg()[0]:.1f}")
     redis_flush()
     database_drop(DB)
 

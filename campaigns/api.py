@@ -12,7 +12,7 @@ from campaigns.services import automation, campaigns, policy, results
 from scrm.access import CAMPAIGNS_MANAGE, CAMPAIGNS_READ
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination, paginated_response
-from scrm.api.serializers import LocalTimeField, StrictSerializer
+from scrm.api.serializers import DateTimeField, LocalTimeField, StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.models import Segment
 
@@ -27,9 +27,9 @@ class CampaignInput(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     segment = serializers.IntegerField(min_value=1)
     schedule = serializers.ChoiceField(choices=Campaign.Schedule.choices, required=False)
-    start_at = serializers.DateTimeField(required=False, allow_null=True)
+    start_at = DateTimeField(required=False, allow_null=True)
     cron = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    end_at = serializers.DateTimeField(required=False, allow_null=True)
+    end_at = DateTimeField(required=False, allow_null=True)
     throttle_per_minute = serializers.IntegerField(required=False, min_value=0,
                                                    max_value=1_000_000)
     respect_quiet_hours = serializers.BooleanField(required=False)

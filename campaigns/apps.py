@@ -7,6 +7,7 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("营销活动")
 
     def ready(self) -> None:
-        from campaigns import privacy, receivers  # noqa: F401
+        from campaigns import privacy, receivers, reports  # noqa: F401
 
         privacy.register()
+        reports.register()

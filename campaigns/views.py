@@ -22,17 +22,18 @@ from campaigns.referrals.api.serializers import ReferralInput
 from campaigns.referrals.models import ReferralCampaign, ReferralEvent
 from campaigns.referrals.selectors import referral_leaderboard, referral_stats
 from campaigns.referrals.services import referral_campaign_save
+from campaigns.reports import with_results
 from campaigns.services.automation import automation_rule_save
 from campaigns.services.campaigns import campaign_launch, campaign_save
 from campaigns.services.results import campaign_results
 from points.services import policy_get as points_policy_get
 from scrm.access import CAMPAIGNS_MANAGE, CAMPAIGNS_READ, COUPONS_MANAGE, COUPONS_READ
 from scrm.api.errors import ApplicationError
+from scrm.reports import cached
 from scrm.web import error_text, page, report_cached, validated
 from tags.models import Segment, Tag
 from tags.services.segments import expression_members
 
-PANEL_CAMPAIGNS = 5
 LISTED = 50
 WIZARD_FIELDS = ("name", "description", "segment", "schedule", "start_at", "cron",
                  "control_percent", "attribution_days", "throttle_per_minute")
@@ -44,23 +45,16 @@ REFERRAL_REWARD_KINDS = ((ActionKind.POINTS, ActionKind.POINTS.label),
                          (ActionKind.COUPON, ActionKind.COUPON.label))
 
 
-def _with_results(campaigns) -> list[dict]:
-    return [{"campaign": campaign, "results": campaign_results(campaign=campaign)}
-            for campaign in campaigns]
-
-
 @page(CAMPAIGNS_READ, whole_tenant=True)
 def panel_campaigns(request: HttpRequest) -> HttpResponse:
-    rows = report_cached(actor=request.actor, name="campaigns", compute=lambda: _with_results(
-        Campaign.objects.exclude(status=Campaign.Status.DRAFT).order_by("-pk")[
-            :PANEL_CAMPAIGNS]))
+    rows = report_cached(actor=request.actor, name="campaigns")
     return render(request, "campaigns/panel_campaigns.html", {"rows": rows})
 
 
 @page(CAMPAIGNS_READ, whole_tenant=True)
 def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(request, "campaigns/campaigns.html", {
-        "rows": _with_results(Campaign.objects.order_by("-pk")[:LISTED]),
+        "rows": with_results(Campaign.objects.order_by("-pk")[:LISTED]),
         "can_manage": request.actor.can(CAMPAIGNS_MANAGE)})
 
 
@@ -298,8 +292,8 @@ def coupon_list(request: HttpRequest) -> HttpResponse:
                            else str(exc))
     templates = list(coupon_template_list()[:LISTED])
     ids = [template.pk for template in templates]
-    summary = report_cached(actor=request.actor, name=f"coupons:{','.join(map(str, ids))}",
-                            compute=lambda: coupon_templates_summary(template_ids=ids))
+    summary = cached(actor=request.actor, name=f"coupons:{','.join(map(str, ids))}",
+                     compute=lambda: coupon_templates_summary(template_ids=ids))
     return render(request, "campaigns/coupons.html", {
         "rows": [{"template": t, "stats": summary.get(t.pk, {})} for t in templates],
         "can_manage": can_manage, "kinds": CouponTemplate.Kind.choices,

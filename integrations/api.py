@@ -13,7 +13,7 @@ from integrations.services import channels, connections, followers, tagsync, wec
 from scrm.access import INTEGRATIONS_MANAGE, INTEGRATIONS_READ
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination, paginated_response
-from scrm.api.serializers import JobOutput, StrictSerializer
+from scrm.api.serializers import DateTimeField, JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from scrm.models import Store
 from tags.models import Tag
@@ -307,8 +307,8 @@ class TemplateMessageOutput(serializers.Serializer):
     msgid = serializers.IntegerField(allow_null=True)
     status = serializers.CharField()
     error = serializers.CharField()
-    sent_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    sent_at = DateTimeField(allow_null=True)
+    finished_at = DateTimeField(allow_null=True)
 
 
 class OAAppTemplateMessageApi(_ConnectionApi):

@@ -7,9 +7,10 @@ class IntegrationsConfig(AppConfig):
     verbose_name = _("微信与企业微信")
 
     def ready(self) -> None:
-        from integrations import audience, campaign_channels, privacy, referral_qr
+        from integrations import audience, campaign_channels, privacy, referral_qr, reports
 
         audience.register()
         campaign_channels.register()
         privacy.register()
         referral_qr.register()  # invite QR codes of referral campaigns (裂变)
+        reports.register()

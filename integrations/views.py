@@ -5,7 +5,6 @@ channel codes with their statistics; a member's WeChat relations; a guide's new 
 import datetime as dt
 
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -13,8 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from integrations.api import ChannelCodeInput, OAAppInput, WeComCorpInput
-from integrations.models import ChannelCode, ChannelEvent, Follower, OAApp, WeComCorp
-from integrations.models.wecom import ContactRelation, GroupChat, GroupMember, WeComUser
+from integrations.models import ChannelCode, Follower, OAApp, WeComCorp
+from integrations.models.wecom import ContactRelation
 from integrations.services import channels, connections, followers, wecom
 from members.selectors import member_get
 from scrm import charts
@@ -24,44 +23,12 @@ from scrm.models import Job, Store
 from scrm.web import error_text, page, period_of, report_cached, validated
 
 NEW_CONTACT_DAYS = 3
-ATTRIBUTION_SHOWN = 10
-
-
-def channels_report(*, days: int) -> dict:
-    since = timezone.now() - dt.timedelta(days=days)
-    follows = dict(Follower.objects.filter(is_subscribed=True).values_list("app__name")
-                   .annotate(n=Count("id")).values_list("app__name", "n"))
-    events = ChannelEvent.objects.filter(occurred_at__gte=since)
-    counts = {"scans": Count("id"), "new": Count("member", distinct=True,
-                                                 filter=Q(is_new_member=True))}
-    by_code = list(events.values("code__name").annotate(**counts).order_by("-scans")[
-        :ATTRIBUTION_SHOWN])
-    by_store = list(events.values("code__store__name").annotate(**counts).order_by("-scans")[
-        :ATTRIBUTION_SHOWN])
-    by_guide = list(events.exclude(guide_userid="").values("guide_userid").annotate(**counts)
-                    .order_by("-scans")[:ATTRIBUTION_SHOWN])
-    names = dict(WeComUser.objects.filter(userid__in=[row["guide_userid"] for row in by_guide])
-                 .values_list("userid", "name"))
-    for row in by_guide:
-        row["name"] = names.get(row["guide_userid"]) or row["guide_userid"]
-    return {
-        "followers": sum(follows.values()), "by_app": sorted(follows.items()),
-        "new_followers": Follower.objects.filter(subscribed_at__gte=since).count(),
-        "wecom_customers": ContactRelation.objects.filter(
-            status=ContactRelation.Status.ACTIVE).values("member_id").distinct().count(),
-        "new_contacts": ContactRelation.objects.filter(added_at__gte=since).count(),
-        "groups": GroupChat.objects.filter(dismissed_at__isnull=True).count(),
-        "group_members": GroupMember.objects.filter(
-            left_at__isnull=True, type=GroupMember.Type.EXTERNAL).count(),
-        "by_code": by_code, "by_store": by_store, "by_guide": by_guide,
-    }
 
 
 @page(INTEGRATIONS_READ, whole_tenant=True)
 def panel_channels(request: HttpRequest) -> HttpResponse:
     days = period_of(request)
-    report = report_cached(actor=request.actor, name="channels", period=days,
-                           compute=lambda: channels_report(days=days))
+    report = report_cached(actor=request.actor, name="channels", period=days)
     return render(request, "integrations/panel_channels.html", {
         "report": report, "period": days,
         "code_chart": charts.bars([row["code__name"] for row in report["by_code"]], {

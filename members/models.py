@@ -310,7 +310,11 @@ class Order(TenantModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["tenant", "member", "paid_at"], name="order_tenant_member_idx"),
+            # A member's orders by time, with what they come to: sums over a guide's
+            # customers' orders (the guide's sales and rank) read the index alone.
+            models.Index(fields=["tenant", "member", "paid_at"],
+                         include=["amount_fen", "refunded_fen"],
+                         name="order_tenant_member_cover_idx"),
             models.Index(fields=["tenant", "paid_at"], name="order_tenant_paid_idx"),
             models.Index(fields=["tenant", "store", "paid_at"], name="order_tenant_store_idx"),
         ]

@@ -7,7 +7,8 @@ class PointsConfig(AppConfig):
     verbose_name = _("积分")
 
     def ready(self) -> None:
-        from points import audience, privacy, receivers  # noqa: F401
+        from points import audience, privacy, receivers, reports  # noqa: F401
 
         audience.register()
         privacy.register()
+        reports.register()

@@ -51,10 +51,12 @@ def job_run(*, tenant_id: int, job_id: int, runner) -> None:
             raise
 
 
-def fan_out_per_tenant(task, *args) -> int:
-    """For periodic jobs: queue ``task(tenant_id, *args)`` once per active tenant."""
+def fan_out_per_tenant(task, *args, expires: float | None = None) -> int:
+    """For periodic jobs: queue ``task(tenant_id, *args)`` once per active tenant
+    (``expires``: seconds after which a task still queued is dropped, for jobs the next run
+    does again anyway)."""
     with unscoped_access(f"fan out {task.name}"):
         tenant_ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
     for tenant_id in tenant_ids:
-        task.delay(tenant_id, *args)
+        task.apply_async((tenant_id, *args), expires=expires)
     return len(tenant_ids)

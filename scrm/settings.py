@@ -269,6 +269,9 @@ CELERY_TIMEZONE = TIME_ZONE
 
 # Seconds the dashboard keeps a tenant's aggregates (members by channel, tiers, liability...).
 DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=300)
+# Seconds between runs of the warmer that recomputes every tenant's dashboard reports (shorter
+# than DASHBOARD_CACHE_SECONDS, so owners read figures no older than they would otherwise).
+DASHBOARD_WARM_SECONDS = env.int("DASHBOARD_WARM_SECONDS", default=240)
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=7 * 24)
 
@@ -405,5 +408,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.rfm.tasks.rfm_lifecycle_all_task",
         "schedule": crontab(hour=4, minute=0),
         "options": {"expires": 6 * 3600},
+    },
+    "dashboard-reports-warm": {
+        "task": "scrm.tasks.reports_warm_all_task",
+        "schedule": DASHBOARD_WARM_SECONDS,
+        "options": {"expires": DASHBOARD_WARM_SECONDS},
     },
 }

@@ -8,15 +8,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from scrm import reports
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
 
@@ -61,23 +59,11 @@ def period_of(request: HttpRequest) -> int:
     return period if period in PERIODS else DEFAULT_PERIOD
 
 
-def report_cached(*, actor: Actor, name: str, compute: Callable[[], Any],
-                  period: int | None = None) -> Any:
-    """``compute()``, cached for ``DASHBOARD_CACHE_SECONDS`` per database, tenant, what the
-    actor may see (a store manager's store), report and period: dashboard aggregates over a
-    whole tenant are worth reusing for a few minutes, never across tenants."""
-    seconds = settings.DASHBOARD_CACHE_SECONDS
-    if seconds <= 0:
-        return compute()
-    visible = f"s{actor.store_id}" if actor.store_id else (
-        f"g{actor.guide_id}" if actor.guide_id else "all")
-    key = (f"report:{connection.settings_dict['NAME']}:{actor.tenant.pk}:{visible}:{name}:"
-           f"{period or 0}")
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, seconds)
-    return value
+def report_cached(*, actor: Actor, name: str, period: int | None = None) -> Any:
+    """The registered dashboard report ``name`` (``scrm.reports``) for the actor, over
+    ``period`` days when it has one: from the cache that the pages and the warmer share,
+    never across tenants."""
+    return reports.report_value(actor=actor, name=name, period=period)
 
 
 def error_text(exc: ApplicationError) -> str:

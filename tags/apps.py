@@ -7,6 +7,7 @@ class TagsConfig(AppConfig):
     verbose_name = _("标签与人群")
 
     def ready(self) -> None:
-        from tags import privacy, receivers  # noqa: F401
+        from tags import privacy, receivers, reports  # noqa: F401
 
         privacy.register()
+        reports.register()

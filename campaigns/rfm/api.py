@@ -23,7 +23,7 @@ from members.selectors import member_visible
 from scrm.access import MEMBERS_READ, TAGS_MANAGE
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination, paginated_response
-from scrm.api.serializers import JobOutput, StrictSerializer
+from scrm.api.serializers import DateTimeField, JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.services.segments import segment_page, visible_members
 
@@ -145,7 +145,7 @@ def _run(run_id) -> RfmRun:
 
 
 class RfmRunStartInput(StrictSerializer):
-    now = serializers.DateTimeField(required=False, help_text=_("按此时点计算（默认现在）"))
+    now = DateTimeField(required=False, help_text=_("按此时点计算（默认现在）"))
 
 
 class RfmRunListCreateApi(TenantApiView):
@@ -271,24 +271,24 @@ class RfmScoresOutput(serializers.Serializer):
     r = serializers.IntegerField()
     f = serializers.IntegerField()
     m = serializers.IntegerField()
-    last_order_at = serializers.DateTimeField()
+    last_order_at = DateTimeField()
     frequency = serializers.IntegerField()
     monetary_fen = serializers.IntegerField()
     previous_segment = serializers.CharField(allow_null=True)
-    segment_since = serializers.DateTimeField(allow_null=True)
-    updated_at = serializers.DateTimeField()
+    segment_since = DateTimeField(allow_null=True)
+    updated_at = DateTimeField()
 
 
 class LifecycleStageOutput(serializers.Serializer):
     stage = serializers.CharField()
     stage_name = serializers.CharField()
     previous_stage = serializers.CharField(allow_null=True)
-    changed_at = serializers.DateTimeField()
+    changed_at = DateTimeField()
 
 
 class RfmHistoryOutput(serializers.Serializer):
     run = serializers.IntegerField()
-    as_of = serializers.DateTimeField()
+    as_of = DateTimeField()
     segment = serializers.CharField(allow_null=True)
     segment_name = serializers.CharField(allow_null=True)
 

@@ -8,6 +8,7 @@ class RfmConfig(AppConfig):
     verbose_name = _("RFM 与生命周期")
 
     def ready(self) -> None:
-        from campaigns.rfm import audience, receivers  # noqa: F401
+        from campaigns.rfm import audience, receivers, reports  # noqa: F401
 
         audience.register()
+        reports.register()

@@ -6,28 +6,15 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from campaigns.rfm import selectors
-from campaigns.rfm.codes import SEGMENT_NAMES, Segment
-from campaigns.rfm.models import RfmRun
 from members.selectors import member_get
 from scrm import charts
 from scrm.access import MEMBERS_READ
 from scrm.web import page, report_cached
 
 
-def rfm_report() -> dict:
-    run = RfmRun.objects.filter(status=RfmRun.Status.SUCCEEDED).order_by("-pk").first()
-    funnel = selectors.lifecycle_funnel()
-    if run is None:
-        return {"run": None, "funnel": funnel}
-    cells = [{"code": code, "name": SEGMENT_NAMES[code], "count": run.counts.get(code, 0),
-              "important": code.startswith("important")} for code in Segment.values]
-    return {"run": {"as_of": run.as_of, "members": run.members, "scored": run.scored},
-            "cells": cells, "funnel": funnel}
-
-
 @page(MEMBERS_READ, whole_tenant=True)
 def panel_rfm(request: HttpRequest) -> HttpResponse:
-    report = report_cached(actor=request.actor, name="rfm", compute=rfm_report)
+    report = report_cached(actor=request.actor, name="rfm")
     stages = report["funnel"]["stages"]
     return render(request, "campaigns/panel_rfm.html", {
         "report": report, "funnel_chart": charts.bars(

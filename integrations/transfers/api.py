@@ -19,7 +19,7 @@ from integrations.transfers.models import ImportFile, ImportIssue, ImportKind
 from integrations.transfers.services import exports, imports
 from scrm.access import EXPORTS_CREATE, IMPORTS_WRITE, SEGMENTS_WRITE
 from scrm.api.idempotency import idempotent
-from scrm.api.serializers import JobOutput
+from scrm.api.serializers import DateTimeField, JobOutput
 from scrm.api.views import TenantApiView
 from scrm.models import Job
 from tags.models import Segment
@@ -69,7 +69,7 @@ class ImportOutput(serializers.Serializer):
     available_fields = serializers.SerializerMethodField()
     check_job = JobOutput(allow_null=True)
     run_job = JobOutput(allow_null=True)
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
     @extend_schema_field(FieldOutput(many=True))
     def get_available_fields(self, upload: ImportFile) -> list[dict]:
@@ -245,7 +245,7 @@ class ExportDetailApi(TenantApiView):
 
 class LinkOutput(serializers.Serializer):
     url = serializers.CharField(help_text=_("无需登录即可下载；过期后返回 410"))
-    expires_at = serializers.DateTimeField()
+    expires_at = DateTimeField()
 
 
 class ExportLinkApi(TenantApiView):

@@ -14,6 +14,7 @@ from integrations.webhooks.services.ping import endpoint_ping
 from integrations.webhooks.services.replay import deliveries_replay_failed, delivery_replay
 from scrm.access import WEBHOOKS_MANAGE, WEBHOOKS_READ
 from scrm.api.pagination import CursorPagination, paginated_response
+from scrm.api.serializers import DateTimeField
 from scrm.api.views import TenantApiView
 from scrm.events import EVENT_TYPES
 
@@ -61,7 +62,7 @@ class WebhookPingOutput(serializers.Serializer):
 
 class WebhookDeliveryOutput(serializers.ModelSerializer):
     event_id = serializers.UUIDField(source="event.event_id")
-    occurred_at = serializers.DateTimeField(source="event.occurred_at")
+    occurred_at = DateTimeField(source="event.occurred_at")
 
     class Meta:
         model = WebhookDelivery
@@ -75,12 +76,12 @@ class WebhookDeliveryListParams(serializers.Serializer):
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
     event_type = serializers.ChoiceField(choices=sorted(EVENT_TYPES), required=False)
     event_id = serializers.UUIDField(required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = DateTimeField(required=False)
+    until = DateTimeField(required=False)
 
 
 class WebhookReplayInput(serializers.Serializer):
-    since = serializers.DateTimeField(help_text="Replay the failed deliveries created since.")
+    since = DateTimeField(help_text="Replay the failed deliveries created since.")
 
 
 class WebhookReplayOutput(serializers.Serializer):

@@ -12,7 +12,7 @@ from scrm.access import MEMBERS_READ, MEMBERS_WRITE
 from scrm.api.errors import ApplicationError, Conflict
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination
-from scrm.api.serializers import shared
+from scrm.api.serializers import DateTimeField, shared
 from scrm.api.views import TenantApiView
 from scrm.models import StaffMembership
 from scrm.tenancy import require_tenant_id
@@ -77,8 +77,8 @@ class MemberFilterInput(serializers.Serializer):
     identity_app_id = serializers.CharField(required=False)
     store = serializers.CharField(required=False)
     guide = serializers.IntegerField(required=False)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
+    created_after = DateTimeField(required=False)
+    created_before = DateTimeField(required=False)
     include_merged = serializers.BooleanField(required=False)
 
 

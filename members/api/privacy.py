@@ -13,7 +13,7 @@ from members.services.privacy import member_erase, member_personal_data
 from scrm.access import MEMBERS_READ, MEMBERS_WRITE, PRIVACY_MANAGE
 from scrm.api.errors import ApplicationError
 from scrm.api.idempotency import idempotent
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 
 class ConsentOutput(serializers.Serializer):
@@ -22,13 +22,13 @@ class ConsentOutput(serializers.Serializer):
     granted = serializers.BooleanField()
     source = serializers.CharField()
     actor = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class ConsentStateOutput(serializers.Serializer):
     marketing = serializers.BooleanField()
     profiling = serializers.BooleanField()
-    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_at = DateTimeField(allow_null=True)
 
 
 class ConsentsOutput(serializers.Serializer):
@@ -74,7 +74,7 @@ class MemberPersonalDataApi(MemberApiBase):
     required_scopes = {"GET": PRIVACY_MANAGE}
 
     @extend_schema(responses=inline_serializer("MemberPersonalData", {
-        "member_id": serializers.IntegerField(), "exported_at": serializers.DateTimeField(),
+        "member_id": serializers.IntegerField(), "exported_at": DateTimeField(),
         "profile": serializers.DictField()}), operation_id="members_personal_data")
     def get(self, request, member_id: int):
         member = self.get_member(member_id)
@@ -95,7 +95,7 @@ class MemberEraseApi(MemberApiBase):
 
     @extend_schema(request=EraseInput, responses=inline_serializer("MemberErased", {
         "member_id": serializers.IntegerField(), "already_erased": serializers.BooleanField(),
-        "erased_at": serializers.DateTimeField(), "removed": serializers.DictField(
+        "erased_at": DateTimeField(), "removed": serializers.DictField(
             required=False)}), operation_id="members_erase")
     def post(self, request, member_id: int):
         data = self.EraseInput(data=request.data)

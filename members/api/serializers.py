@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from members.models import Gender, IdentityKind, Member, OrderChannel, SourceChannel
-from scrm.api.serializers import StrictSerializer, shared
+from scrm.api.serializers import DateTimeField, StrictSerializer, shared
 
 MAX_FEN = 10_000_000_000  # 1 亿元: anything above is a unit mistake, not an order
 MAX_FIRST_TOUCH_CHARS = 4096
@@ -62,8 +62,8 @@ class StatsOutput(serializers.Serializer):
     order_count = serializers.IntegerField()
     total_spent_fen = serializers.IntegerField()
     refunded_fen = serializers.IntegerField()
-    first_order_at = serializers.DateTimeField(allow_null=True)
-    last_order_at = serializers.DateTimeField(allow_null=True)
+    first_order_at = DateTimeField(allow_null=True)
+    last_order_at = DateTimeField(allow_null=True)
 
 
 EMPTY_STATS = {
@@ -116,7 +116,7 @@ class MemberOutput(serializers.ModelSerializer):
 class TimelineOutput(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
-    occurred_at = serializers.DateTimeField()
+    occurred_at = DateTimeField()
     data = serializers.JSONField()
     actor = serializers.CharField()
 
@@ -141,7 +141,7 @@ class OrderInput(StrictSerializer):
     order_no = serializers.CharField(max_length=64)
     channel = serializers.ChoiceField(choices=OrderChannel.choices)
     store = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True)
-    paid_at = serializers.DateTimeField()
+    paid_at = DateTimeField()
     amount_fen = serializers.IntegerField(min_value=0, max_value=MAX_FEN)
     buyer = BuyerInput()
     lines = OrderLineInput(many=True, allow_empty=False, max_length=500)
@@ -161,12 +161,12 @@ class OrderOutput(serializers.Serializer):
     channel = serializers.CharField()
     store = serializers.CharField(source="store.code", allow_null=True, help_text=_("门店编码"))
     member = serializers.IntegerField(source="member_id")
-    paid_at = serializers.DateTimeField()
+    paid_at = DateTimeField()
     amount_fen = serializers.IntegerField()
     refunded_fen = serializers.IntegerField()
     status = serializers.CharField()
     lines = OrderLineOutput(many=True, read_only=True)
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class RefundInput(StrictSerializer):
@@ -181,4 +181,4 @@ class RefundOutput(serializers.Serializer):
     refund_no = serializers.CharField()
     amount_fen = serializers.IntegerField()
     reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()

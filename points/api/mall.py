@@ -15,7 +15,7 @@ from points.services import mall as services
 from scrm.access import PII_READ, POINTS_MANAGE, POINTS_READ, POINTS_WRITE, Actor
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 CATALOGUE_SCOPES = {"GET": POINTS_READ, "*": POINTS_MANAGE}
 REDEMPTION_SCOPES = {"GET": POINTS_READ, "*": POINTS_WRITE}
@@ -31,8 +31,8 @@ ADDRESS_FIELDS = 20
 class FlashSaleBriefOutput(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = DateTimeField()
+    ends_at = DateTimeField()
     points = serializers.IntegerField()
     cash_fen = serializers.IntegerField()
     stock = serializers.IntegerField()
@@ -44,7 +44,7 @@ class FlashSaleOutput(FlashSaleBriefOutput):
     item = serializers.IntegerField(source="item_id")
     item_name = serializers.CharField(source="item.name")
     is_active = serializers.BooleanField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class MallItemOutput(serializers.Serializer):
@@ -60,14 +60,14 @@ class MallItemOutput(serializers.Serializer):
     per_member_limit = serializers.IntegerField()
     allowed_tiers = serializers.ListField(child=serializers.CharField())
     coupon_template = serializers.CharField()
-    starts_at = serializers.DateTimeField(allow_null=True)
-    ends_at = serializers.DateTimeField(allow_null=True)
+    starts_at = DateTimeField(allow_null=True)
+    ends_at = DateTimeField(allow_null=True)
     is_active = serializers.BooleanField()
     sort_order = serializers.IntegerField()
     flash_sale = serializers.SerializerMethodField(
         help_text=gettext_lazy("正在进行的秒杀，没有则为 null"))
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
 
     @extend_schema_field(FlashSaleBriefOutput(allow_null=True))
     def get_flash_sale(self, item: MallItem) -> dict | None:
@@ -93,8 +93,8 @@ class MallItemInput(StrictSerializer):
                                           max_length=50, required=False,
                                           help_text=gettext_lazy("等级编码；空表示不限"))
     coupon_template = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = DateTimeField(required=False, allow_null=True)
+    ends_at = DateTimeField(required=False, allow_null=True)
     is_active = serializers.BooleanField(required=False)
     sort_order = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000,
                                           required=False)
@@ -107,8 +107,8 @@ class MallItemListParams(serializers.Serializer):
 
 class FlashSaleUpdateInput(StrictSerializer):
     name = serializers.CharField(max_length=128, required=False, allow_blank=True)
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = DateTimeField()
+    ends_at = DateTimeField()
     points = serializers.IntegerField(min_value=1, max_value=MAX_POINTS)
     cash_fen = serializers.IntegerField(min_value=0, max_value=MAX_CASH_FEN, required=False)
     stock = serializers.IntegerField(min_value=0, max_value=MAX_STOCK)
@@ -171,9 +171,9 @@ class MallRedemptionOutput(serializers.Serializer):
     tracking_no = serializers.CharField()
     operator = serializers.CharField()
     points_entry = serializers.IntegerField(source="points_entry_id", allow_null=True)
-    created_at = serializers.DateTimeField()
-    fulfilled_at = serializers.DateTimeField()
-    cancelled_at = serializers.DateTimeField()
+    created_at = DateTimeField()
+    fulfilled_at = DateTimeField()
+    cancelled_at = DateTimeField()
     cancel_reason = serializers.CharField()
 
     @extend_schema_field(serializers.DictField(allow_null=True))

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from points.models import PointsPolicy
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 MAX_POINTS = 100_000_000
 # References the system writes itself; partners pick their own (``mall_order``, ``campaign``).
@@ -71,7 +71,7 @@ class PointsEntryOutput(serializers.Serializer):
     ref_type = serializers.CharField()
     ref_id = serializers.CharField()
     operator = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 def entry_data(entry) -> dict:
@@ -129,14 +129,14 @@ class PointsLotOutput(serializers.Serializer):
     id = serializers.IntegerField()
     earned = serializers.IntegerField()
     remaining = serializers.IntegerField()
-    earned_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
+    earned_at = DateTimeField()
+    expires_at = DateTimeField()
 
 
 class PointsExpiringOutput(serializers.Serializer):
     within_days = serializers.IntegerField()
     points = serializers.IntegerField()
-    first_expires_at = serializers.DateTimeField(allow_null=True)
+    first_expires_at = DateTimeField(allow_null=True)
 
 
 class PointsSummaryQuery(serializers.Serializer):
@@ -146,7 +146,7 @@ class PointsSummaryQuery(serializers.Serializer):
 
 
 class PointsExpiryOutput(serializers.Serializer):
-    expires_at = serializers.DateTimeField()
+    expires_at = DateTimeField()
     points = serializers.IntegerField()
 
 
@@ -165,7 +165,7 @@ class PointsCheckInRecordOutput(serializers.Serializer):
     day = serializers.DateField()
     streak = serializers.IntegerField()
     points = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class PointsCheckInOutput(serializers.Serializer):
@@ -230,7 +230,7 @@ class PointsPolicyOutput(serializers.Serializer):
     review_points = serializers.IntegerField()
     members_days = serializers.ListField(child=serializers.CharField())
     members_day_multiplier = serializers.DecimalField(max_digits=4, decimal_places=2)
-    updated_at = serializers.DateTimeField()
+    updated_at = DateTimeField()
 
 
 class PointsValueOutput(serializers.Serializer):
@@ -255,4 +255,4 @@ class PointsLiabilityOutput(serializers.Serializer):
     expiring_30_days = PointsValueOutput()
     expiring_90_days = PointsValueOutput()
     by_tier = PointsTierLiabilityOutput(many=True)
-    as_of = serializers.DateTimeField()
+    as_of = DateTimeField()

@@ -15,7 +15,7 @@ from points.services.tiers import tier_program_save
 from scrm.access import POINTS_ADJUST, POINTS_MANAGE, POINTS_READ, POINTS_WRITE
 from scrm.api.errors import Conflict
 from scrm.api.idempotency import idempotent
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 BENEFIT_FIELDS = ("discount_percent", "points_multiplier", "birthday_points", "birthday_coupon",
                   "free_shipping", "exclusive_coupons", "lottery_weight", "priority_service")
@@ -89,7 +89,7 @@ class TierChangeOutput(serializers.Serializer):
     qualifying_value = serializers.IntegerField()
     reason = serializers.CharField()
     operator = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class StandingOutput(serializers.Serializer):
@@ -101,12 +101,12 @@ class StandingOutput(serializers.Serializer):
     qualifying_value = serializers.IntegerField()
     next_level = LevelBrief(allow_null=True)
     to_next_level = serializers.IntegerField(allow_null=True)
-    achieved_at = serializers.DateTimeField(allow_null=True)
-    protected_until = serializers.DateTimeField(allow_null=True)
-    next_review_at = serializers.DateTimeField(allow_null=True)
+    achieved_at = DateTimeField(allow_null=True)
+    protected_until = DateTimeField(allow_null=True)
+    next_review_at = DateTimeField(allow_null=True)
     is_override = serializers.BooleanField()
     override_reason = serializers.CharField()
-    override_until = serializers.DateTimeField(allow_null=True)
+    override_until = DateTimeField(allow_null=True)
     history = TierChangeOutput(many=True)
 
 
@@ -170,7 +170,7 @@ class OverrideInput(StrictSerializer):
     level = serializers.CharField(allow_null=True, max_length=32,
                                   help_text=_("等级编码；null 表示取消等级"))
     reason = serializers.CharField(max_length=255)
-    until = serializers.DateTimeField(required=False, allow_null=True)
+    until = DateTimeField(required=False, allow_null=True)
     program = serializers.IntegerField(required=False, min_value=1)
 
 

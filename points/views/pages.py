@@ -8,7 +8,8 @@ from points import selectors
 from points.api.mall import FlashSaleCreateInput, MallItemInput
 from points.api.serializers import PointsPolicyInput
 from points.api.tiers import ProgramInput
-from points.models import MallItem, TierLevel, TierProgram
+from points.models import MallItem, TierProgram
+from points.reports import tiers_report
 from points.services import mall, policy_get, policy_update
 from points.services.tiers import tier_program_save
 from scrm import charts
@@ -19,21 +20,11 @@ from scrm.web import error_text, page, report_cached, validated
 LEDGER_SHOWN = 20
 
 
-def tiers_report() -> list[dict]:
-    """Members per level of each active programme, from the levels' system tags (kept up to
-    date with every move), so no table of a million standings is counted."""
-    levels = TierLevel.objects.filter(program__is_active=True).select_related(
-        "program", "tag").order_by("program_id", "rank")
-    return [{"program": level.program.name, "code": level.code, "name": level.name,
-             "threshold": level.threshold, "members": level.tag.member_count if level.tag else 0}
-            for level in levels]
-
-
 @page(POINTS_READ, whole_tenant=True)
 def panel_loyalty(request: HttpRequest) -> HttpResponse:
     actor = request.actor
-    tiers = report_cached(actor=actor, name="tiers", compute=tiers_report)
-    liability = report_cached(actor=actor, name="liability", compute=selectors.points_liability)
+    tiers = report_cached(actor=actor, name="tiers")
+    liability = report_cached(actor=actor, name="liability")
     return render(request, "points/panel_loyalty.html", {
         "tiers": tiers, "liability": liability,
         "tier_chart": charts.bars([row["name"] for row in tiers],

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from scrm.access import AUDIT_READ
 from scrm.api.pagination import CursorPagination, paginated_response
+from scrm.api.serializers import DateTimeField
 from scrm.api.views import TenantApiView
 from scrm.audit import audit_list
 
@@ -16,13 +17,13 @@ class AuditFilterInput(serializers.Serializer):
                                   help_text="staff:<id>, api_key:<prefix>, system …")
     target_type = serializers.CharField(required=False, max_length=32)
     target_id = serializers.IntegerField(required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = DateTimeField(required=False)
+    until = DateTimeField(required=False)
 
 
 class AuditEntryOutput(serializers.Serializer):
     id = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
     actor = serializers.CharField()
     action = serializers.CharField()
     target_type = serializers.CharField()

@@ -1,3 +1,4 @@
+from datetime import UTC
 from functools import cache
 
 from django.utils.translation import gettext_lazy as _
@@ -16,6 +17,24 @@ class StrictSerializer(serializers.Serializer):
                     {name: [_("未知字段。")] for name in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)
+
+
+# Asia/Shanghai's rules begin in 1901; before that zoneinfo answers local mean time, whose
+# offset (+08:05:43) is no valid RFC 3339 offset.  No member, order or schedule is older.
+EARLIEST_YEAR = 1901
+
+
+class DateTimeField(serializers.DateTimeField):
+    """DRF's date-time with the years this product can hold and show: from 1901 on."""
+
+    default_error_messages = {"out_of_range": _("日期时间须在 1901 年及以后。")}
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if parsed.year < EARLIEST_YEAR or (
+                parsed.utcoffset() is not None and parsed.astimezone(UTC).year < EARLIEST_YEAR):
+            self.fail("out_of_range")
+        return parsed
 
 
 @extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$",
@@ -44,6 +63,6 @@ class JobOutput(serializers.Serializer):
     result = serializers.JSONField()
     error = serializers.CharField()
     created_by = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
+    created_at = DateTimeField()
+    started_at = DateTimeField(allow_null=True)
+    finished_at = DateTimeField(allow_null=True)

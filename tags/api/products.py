@@ -11,7 +11,7 @@ from members.selectors import member_get
 from scrm.access import MEMBERS_READ, TAGS_MANAGE
 from scrm.api.idempotency import idempotent
 from scrm.api.pagination import CursorPagination
-from scrm.api.serializers import JobOutput, StrictSerializer
+from scrm.api.serializers import DateTimeField, JobOutput, StrictSerializer
 from scrm.api.views import TenantApiView
 from tags.models import Product, Tag
 from tags.services import products as services
@@ -41,8 +41,8 @@ class ProductOutput(serializers.Serializer):
     price_fen = serializers.IntegerField(allow_null=True)
     is_active = serializers.BooleanField()
     tags = ProductTagOutput(source="product_tags.all", many=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
 
 
 class ProductUpdateInput(StrictSerializer):

@@ -1,7 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from scrm.api.serializers import JobOutput, StrictSerializer  # noqa: F401
+from scrm.api.serializers import DateTimeField, JobOutput, StrictSerializer  # noqa: F401
 from tags.models import Tag
 
 
@@ -43,8 +43,8 @@ class TagOutput(serializers.Serializer):
     external_source = serializers.CharField()
     external_id = serializers.CharField()
     member_count = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
 
 
 class MemberTagOutput(serializers.Serializer):
@@ -53,7 +53,7 @@ class MemberTagOutput(serializers.Serializer):
     group = serializers.CharField(source="tag.group.name")
     source = serializers.CharField()
     tagged_by = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()
 
 
 class BulkInput(StrictSerializer):
@@ -88,9 +88,9 @@ class SegmentOutput(serializers.Serializer):
     expression = serializers.JSONField()
     created_by = serializers.CharField()
     last_count = serializers.IntegerField()
-    last_counted_at = serializers.DateTimeField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    last_counted_at = DateTimeField()
+    created_at = DateTimeField()
+    updated_at = DateTimeField()
 
 
 class SnapshotOutput(serializers.Serializer):
@@ -99,4 +99,4 @@ class SnapshotOutput(serializers.Serializer):
     member_count = serializers.IntegerField()
     expression = serializers.JSONField()
     created_by = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = DateTimeField()

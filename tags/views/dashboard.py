@@ -1,57 +1,16 @@
-import datetime as dt
-
-from django.db.models import Count
-from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import Member, SourceChannel
-from members.selectors import member_visible
 from scrm import charts
-from scrm.access import MEMBERS_READ, Actor
+from scrm.access import MEMBERS_READ
 from scrm.web import page, period_of, report_cached
-from tags.services.segments import expression_members, visible_members
-
-
-def period_start(days: int, now: dt.datetime | None = None) -> dt.datetime:
-    """Local midnight ``days - 1`` days ago: the period includes today."""
-    today = timezone.localdate(now or timezone.now())
-    start = today - dt.timedelta(days=days - 1)
-    return dt.datetime.combine(start, dt.time.min, tzinfo=timezone.get_current_timezone())
-
-
-def members_report(*, actor: Actor, days: int) -> dict:
-    """Members per source channel (all, and new in the period) from the audience index, and
-    new members per day and channel over the period from the members table."""
-    since = period_start(days)
-    recent = visible_members(actor=actor, member_nos=expression_members(
-        {"field": "created_at", "op": "gte", "value": since.isoformat()}))
-    channels = []
-    for code, label in SourceChannel.choices:
-        members = visible_members(actor=actor, member_nos=expression_members(
-            {"field": "source_channel", "op": "eq", "value": code}))
-        if members:
-            channels.append({"code": code, "name": str(label), "members": len(members),
-                             "new": members.intersection_cardinality(recent)})
-    channels.sort(key=lambda row: -row["members"])
-    rows = (member_visible(actor=actor).filter(status=Member.Status.ACTIVE, created_at__gte=since)
-            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-            .values_list("day", "source_channel").annotate(n=Count("id")).order_by())
-    daily: dict[tuple, int] = {(day, channel): n for day, channel, n in rows}
-    days_list = [(since + dt.timedelta(days=i)).date() for i in range(days)]
-    return {"total": sum(row["members"] for row in channels), "new": len(recent),
-            "channels": channels, "days": [day.isoformat() for day in days_list],
-            "daily": {row["name"]: [daily.get((day, row["code"]), 0) for day in days_list]
-                      for row in channels}}
 
 
 @page(MEMBERS_READ)
 def panel_members(request: HttpRequest) -> HttpResponse:
     days = period_of(request)
-    report = report_cached(actor=request.actor, name="members", period=days,
-                           compute=lambda: members_report(actor=request.actor, days=days))
+    report = report_cached(actor=request.actor, name="members", period=days)
     return render(request, "tags/panel_members.html", {
         "report": report, "period": days,
         "pie": charts.pie([(row["name"], row["members"]) for row in report["channels"]]),

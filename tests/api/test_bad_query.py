@@ -36,3 +36,19 @@ def test_a_coupon_template_reference_with_nul_is_refused(api_client):
                                content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+
+
+def test_an_order_paid_before_1901_is_refused_and_a_later_one_shows_its_offset(api_client):
+    """Before 1901 Shanghai had no standard time: such a date-time would come back with a
+    local-mean-time offset (+08:05:43) that no RFC 3339 client parses."""
+    order = {"order_no": "NO-OLD", "channel": "pos", "amount_fen": 1000,
+             "buyer": {"identities": [{"kind": "phone", "value": "13900000002"}]},
+             "lines": [{"sku": "S1", "product": "口红", "quantity": 1, "price_fen": 1000}]}
+    old = api_client.post("/api/v1/orders/", {**order, "paid_at": "1900-12-31T23:00:00+08:00"},
+                          format="json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert old.status_code == 400
+    assert old.json()["errors"] == {"paid_at": ["日期时间须在 1901 年及以后。"]}
+
+    kept = _created(api_client, "/api/v1/orders/",
+                    {**order, "paid_at": "1901-01-01T08:00:00+08:00"})
+    assert kept["paid_at"].endswith("+08:00")

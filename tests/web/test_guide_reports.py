@@ -50,6 +50,29 @@ def test_performance_counts_the_guides_own_customers_orders_and_ranks_the_store(
     assert (performance["customers"], performance["converted"]) == (1, 0)
 
 
+def test_performance_reads_the_store_board_in_one_query_however_many_guides(board):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    guide, north = board["staff"]["guide"], board["stores"][0]
+
+    def queries() -> int:
+        with tenant_scope(board["tenant"]), CaptureQueriesContext(connection) as captured:
+            reports.guide_performance(actor=Actor.for_membership(guide), days=30)
+        return len(captured)
+
+    before = queries()
+    with tenant_scope(board["tenant"]):
+        for number in range(3):
+            StaffFactory(tenant=board["tenant"], role=Role.GUIDE, store=north,
+                         display_name=f"新导购{number}")
+    assert queries() == before
+    with tenant_scope(board["tenant"]):
+        performance = reports.guide_performance(actor=Actor.for_membership(guide), days=30)
+    assert performance["guides_in_store"] == 5
+    assert [row["sales_fen"] for row in performance["board"]] == [50_000, 30_000, 0, 0, 0]
+
+
 def test_quick_filters_show_the_guides_customers_with_their_spend(board):
     guide = board["staff"]["guide"]
     actor = Actor.for_membership(guide)

@@ -44,3 +44,28 @@ def test_change_that_rolled_back_is_never_sent(actor, endpoint, receiver):
     assert receiver.received == []
     with unscoped_access("test"):
         assert OutboxEvent.objects.unscoped().count() == 0
+
+
+def test_a_name_that_resolves_to_an_internal_address_is_not_posted_to(actor, receiver, settings):
+    """DNS rebinding: the name passed the check when it was saved; at send time it points
+    inside the network, and the delivery fails instead of reaching it."""
+    from integrations.webhooks.services.endpoints import endpoint_create
+
+    with tenant_scope(actor.tenant):
+        endpoint_create(actor=actor, name="ERP", event_types=["member.created"],
+                        url=receiver.url.replace("127.0.0.1", "localhost"))
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    with tenant_scope(actor.tenant):
+        member_upsert(actor=actor, identities=PHONE, profile={"name": "王芳"})
+    assert pump() == 1
+    assert receiver.received == []
+    with tenant_scope(actor.tenant):
+        delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.response_code) == ("failed", None)
+    assert "resolves only to private or loopback addresses" in delivery.error
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # a local partner, allowed: it goes through
+    with tenant_scope(actor.tenant):
+        WebhookDelivery.objects.update(next_attempt_at=delivery.created_at)
+    assert pump() == 1
+    assert [body["type"] for body in receiver.bodies()] == ["member.created"]

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from campaigns.coupons.models import Coupon, CouponTemplate
 from members.models import OrderChannel
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 MAX_FEN = 10**12
 MAX_STOCK = 100_000_000
@@ -35,8 +35,8 @@ class CouponTemplateInput(StrictSerializer):
     gift_name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     threshold_fen = serializers.IntegerField(required=False, min_value=0, max_value=MAX_FEN)
     validity = serializers.ChoiceField(choices=CouponTemplate.Validity.choices, required=False)
-    valid_from = serializers.DateTimeField(required=False, allow_null=True)
-    valid_until = serializers.DateTimeField(required=False, allow_null=True)
+    valid_from = DateTimeField(required=False, allow_null=True)
+    valid_until = DateTimeField(required=False, allow_null=True)
     valid_days = serializers.IntegerField(required=False, min_value=0, max_value=3650)
     total_stock = serializers.IntegerField(required=False, min_value=0, max_value=MAX_STOCK,
                                            help_text=gettext_lazy("发行总量；0 表示不限"))

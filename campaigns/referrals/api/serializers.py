@@ -16,7 +16,7 @@ from campaigns.referrals.models import (
     RewardKind,
 )
 from campaigns.referrals.services.invites import invite_link
-from scrm.api.serializers import StrictSerializer
+from scrm.api.serializers import DateTimeField, StrictSerializer
 
 
 def _named_choices(choices: type, component: str) -> type:
@@ -58,8 +58,8 @@ class ReferralInput(StrictSerializer):
     name = serializers.CharField(max_length=128)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     is_active = serializers.BooleanField(required=False)
-    starts_at = serializers.DateTimeField(required=False)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = DateTimeField(required=False)
+    ends_at = DateTimeField(required=False, allow_null=True)
     oa_appid = serializers.CharField(required=False, allow_blank=True, max_length=64)
     qr_permanent = serializers.BooleanField(required=False)
     landing_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
@@ -116,7 +116,7 @@ class InviteQrOutput(serializers.Serializer):
     ticket = serializers.CharField()
     url = serializers.CharField()
     image_url = serializers.CharField()
-    expires_at = serializers.DateTimeField(allow_null=True)
+    expires_at = DateTimeField(allow_null=True)
     is_permanent = serializers.BooleanField()
 
 
@@ -198,8 +198,8 @@ class LotteryInput(StrictSerializer):
     name = serializers.CharField(max_length=128)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     is_active = serializers.BooleanField(required=False)
-    starts_at = serializers.DateTimeField(required=False)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = DateTimeField(required=False)
+    ends_at = DateTimeField(required=False, allow_null=True)
     allow_draw = serializers.BooleanField(required=False)
     allow_product_code = serializers.BooleanField(required=False)
     points_cost = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000)

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from yarl import URL
 
 from integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from integrations.webhooks.services.endpoints import endpoint_secret
@@ -41,12 +42,12 @@ class Claimed:
     event_id: str
     event_type: str
     occurred_at: datetime
-    data: dict[str, Any]
+    data: str  # the event's data as JSON text, put into the body as it is
 
 
 @dataclass
 class Target:
-    url: str
+    url: URL
     secret: str
     is_active: bool
 
@@ -60,8 +61,37 @@ def retry_delay(attempts: int) -> float:
     return ceiling * (0.5 + random.random() / 2)  # noqa: S311
 
 
+CLAIM_SQL = """
+WITH due AS (
+    SELECT id FROM webhooks_webhookdelivery
+    WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s
+    ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE webhooks_webhookdelivery d
+    SET attempts = d.attempts + 1, last_attempt_at = %(now)s, next_attempt_at = %(lease)s
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.tenant_id, d.endpoint_id, d.attempts, d.event_id, d.event_type
+)
+SELECT c.id, c.tenant_id, c.endpoint_id, c.attempts, e.event_id::text, c.event_type,
+       e.occurred_at, e.data::text
+FROM claimed c JOIN scrm_outboxevent e ON e.id = c.event_id
+ORDER BY c.event_id, c.endpoint_id
+"""
+
+
 def deliveries_claim(*, limit: int, now: datetime | None = None) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries: one statement on PostgreSQL (lock, count the
+    attempt, push the lease, read the events), in event order so each body is built once."""
     now = now or timezone.now()
+    lease = now + timedelta(seconds=LEASE_SECONDS)
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Walk the due index in order and stop at ``limit``.  A burst leaves the table's
+            # statistics behind (a few rows where there are 100,000), and the planner then
+            # prefers a bitmap over every due row plus a sort spilling to disk: 5x the cost.
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute(CLAIM_SQL, {"now": now, "limit": limit, "lease": lease})
+            return [Claimed(*row) for row in cursor.fetchall()]
     with transaction.atomic():
         ids = list(WebhookDelivery.objects.unscoped()
                    .filter(status__in=DUE, next_attempt_at__lte=now)
@@ -70,21 +100,21 @@ def deliveries_claim(*, limit: int, now: datetime | None = None) -> list[Claimed
         if not ids:
             return []
         WebhookDelivery.objects.unscoped().filter(pk__in=ids).update(
-            attempts=F("attempts") + 1, last_attempt_at=now,
-            next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))
+            attempts=F("attempts") + 1, last_attempt_at=now, next_attempt_at=lease)
         rows = WebhookDelivery.objects.unscoped().filter(pk__in=ids).values_list(
             "pk", "tenant_id", "endpoint_id", "attempts", "event__event_id", "event_type",
-            "event__occurred_at", "event__data")
-        return [Claimed(pk, tenant_id, endpoint_id, attempts, str(event_id), type, at, data)
+            "event__occurred_at", "event__data").order_by("event_id", "endpoint_id")
+        return [Claimed(pk, tenant_id, endpoint_id, attempts, str(event_id), type, at,
+                        json.dumps(data, ensure_ascii=False, separators=(",", ":")))
                 for pk, tenant_id, endpoint_id, attempts, event_id, type, at, data in rows]
 
 
 def body_for(claimed: Claimed, tenant_slug: str) -> bytes:
-    return json.dumps({
-        "id": claimed.event_id, "type": claimed.event_type,
-        "occurred_at": claimed.occurred_at.isoformat(), "tenant": tenant_slug,
-        "data": claimed.data,
-    }, ensure_ascii=False, separators=(",", ":")).encode()
+    """The JSON body partners receive; ``data`` goes in as the database holds it."""
+    head = json.dumps({"id": claimed.event_id, "type": claimed.event_type,
+                       "occurred_at": claimed.occurred_at.isoformat(), "tenant": tenant_slug},
+                      ensure_ascii=False, separators=(",", ":"))
+    return f'{head[:-1]},"data":{claimed.data}}}'.encode()
 
 
 class Run:
@@ -93,18 +123,22 @@ class Run:
     def __init__(self) -> None:
         self.targets: dict[int, Target] = {}
         self.slugs: dict[int, str] = {}
+        self._body: tuple[str, bytes] = ("", b"")
 
     def load(self, batch: list[Claimed]) -> None:
         missing = {c.endpoint_id for c in batch} - set(self.targets)
         for endpoint in WebhookEndpoint.objects.unscoped().filter(pk__in=missing):
-            self.targets[endpoint.pk] = Target(endpoint.url, endpoint_secret(endpoint),
+            self.targets[endpoint.pk] = Target(URL(endpoint.url), endpoint_secret(endpoint),
                                                endpoint.is_active)
         tenants = {c.tenant_id for c in batch} - set(self.slugs)
         self.slugs.update(Tenant.objects.filter(pk__in=tenants).values_list("pk", "slug"))
 
     def request(self, claimed: Claimed) -> Request:
         target = self.targets[claimed.endpoint_id]
-        body = body_for(claimed, self.slugs.get(claimed.tenant_id, ""))
+        if self._body[0] != claimed.event_id:  # a batch holds each event's deliveries in a row
+            slug = self.slugs.get(claimed.tenant_id, "")
+            self._body = (claimed.event_id, body_for(claimed, slug))
+        body = self._body[1]
         return Request(target.url, body, {
             "Content-Type": "application/json",
             "X-SCRM-Event": claimed.event_type,
@@ -113,18 +147,20 @@ class Run:
         })
 
 
-def _outcome(claimed: Claimed, result: Result, now: datetime) -> WebhookDelivery:
-    delivery = WebhookDelivery(pk=claimed.delivery_id, response_code=result.status,
-                               response_excerpt=result.excerpt, duration_ms=result.duration_ms,
-                               error=result.error)
+Outcome = tuple  # (id, status, next_attempt_at, response_code, response_excerpt,
+                 #  duration_ms, error), in the order of OUTCOME_FIELDS after the id
+
+
+def _outcome(claimed: Claimed, result: Result, now: datetime) -> Outcome:
     if result.ok:
-        delivery.status, delivery.next_attempt_at = Status.SUCCEEDED, None
+        status, next_attempt_at = Status.SUCCEEDED, None
     elif claimed.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        delivery.status, delivery.next_attempt_at = Status.DEAD, None
+        status, next_attempt_at = Status.DEAD, None
     else:
-        delivery.status = Status.FAILED
-        delivery.next_attempt_at = now + timedelta(seconds=retry_delay(claimed.attempts))
-    return delivery
+        status = Status.FAILED
+        next_attempt_at = now + timedelta(seconds=retry_delay(claimed.attempts))
+    return (claimed.delivery_id, status.value, next_attempt_at, result.status, result.excerpt,
+            result.duration_ms, result.error)
 
 
 def results_record(batch: list[Claimed], results: list[Result]) -> None:
@@ -141,31 +177,32 @@ def results_record(batch: list[Claimed], results: list[Result]) -> None:
             _health_record(endpoint_id=endpoint_id, oks=oks, now=now)
 
 
-OUTCOME_FIELDS = ("status", "next_attempt_at", "response_code", "response_excerpt",
-                  "duration_ms", "error")
 OUTCOME_SQL = """
-UPDATE webhooks_webhookdelivery AS d SET status = v.status,
-    next_attempt_at = v.next_attempt_at::timestamptz, response_code = v.response_code::int,
-    response_excerpt = v.response_excerpt, duration_ms = v.duration_ms::int, error = v.error
-FROM (VALUES {rows}) AS v(id, status, next_attempt_at, response_code, response_excerpt,
-                          duration_ms, error)
-WHERE d.id = v.id::bigint
+UPDATE webhooks_webhookdelivery AS d SET status = v.status, next_attempt_at = v.next_attempt_at,
+    response_code = v.response_code, response_excerpt = v.response_excerpt,
+    duration_ms = v.duration_ms, error = v.error
+FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::int[], %s::varchar[],
+            %s::int[], %s::varchar[])
+     AS v(id, status, next_attempt_at, response_code, response_excerpt, duration_ms, error)
+WHERE d.id = v.id
 """
 
 
-def outcomes_write(outcomes: list[WebhookDelivery]) -> None:
-    """One statement for the batch on PostgreSQL (Django's ``bulk_update`` builds a CASE
-    per field and row, and cost more than the HTTP); ``bulk_update`` elsewhere."""
+OUTCOME_FIELDS = ("status", "next_attempt_at", "response_code", "response_excerpt",
+                  "duration_ms", "error")
+
+
+def outcomes_write(outcomes: list[Outcome]) -> None:
+    """One statement for the batch on PostgreSQL, a column of values per field (Django's
+    ``bulk_update`` builds a CASE per field and row, and cost more than the HTTP);
+    ``bulk_update`` elsewhere."""
     if connection.vendor != "postgresql":
-        WebhookDelivery.objects.unscoped().bulk_update(outcomes, OUTCOME_FIELDS)
+        WebhookDelivery.objects.unscoped().bulk_update(
+            [WebhookDelivery(pk, **dict(zip(OUTCOME_FIELDS, values, strict=True)))
+             for pk, *values in outcomes], OUTCOME_FIELDS)
         return
-    params: list[Any] = []
-    for d in outcomes:
-        params += [d.pk, d.status, d.next_attempt_at, d.response_code, d.response_excerpt,
-                   d.duration_ms, d.error]
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(outcomes))
     with connection.cursor() as cursor:
-        cursor.execute(OUTCOME_SQL.format(rows=rows), params)
+        cursor.execute(OUTCOME_SQL, [list(column) for column in zip(*outcomes, strict=True)])
 
 
 def _health_record(*, endpoint_id: int, oks: list[bool], now: datetime) -> None:
@@ -203,7 +240,8 @@ def deliveries_send_due(*, batch_size: int | None = None,
     run, sent = Run(), 0
     with unscoped_access("webhook delivery"), Sender(
             timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-            connections_per_host=settings.WEBHOOK_CONNECTIONS_PER_ENDPOINT) as sender:
+            connections_per_host=settings.WEBHOOK_CONNECTIONS_PER_ENDPOINT,
+            allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS) as sender:
         in_flight: tuple[list[Claimed], Any] | None = None
         while True:
             claimed = deliveries_claim(limit=batch_size) if timezone.now() < deadline else []

@@ -1,6 +1,5 @@
 """Endpoints: create, change, rotate the secret, delete; the types a tenant subscribes to."""
 
-import ipaddress
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
+from integrations.webhooks.services.sender import is_private_host
 from scrm import crypto, events
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError, Conflict
@@ -41,21 +41,11 @@ def _invalid(field: str, message: str) -> ApplicationError:
     return ApplicationError(message, code="validation_error", fields={field: [message]})
 
 
-def _is_private(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
-
-
 def url_check(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _invalid("url", _("地址必须以 http:// 或 https:// 开头。"))
-    if not settings.WEBHOOK_ALLOW_PRIVATE_URLS and _is_private(parts.hostname):
+    if not settings.WEBHOOK_ALLOW_PRIVATE_URLS and is_private_host(parts.hostname):
         raise _invalid("url", _("不能推送到本机或内网地址。"))
     return url
 

@@ -22,6 +22,7 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> Result:
         "Content-Type": "application/json", "X-SCRM-Event": "ping", "X-SCRM-Delivery": "ping",
         "X-SCRM-Signature": signature_header(secret=endpoint_secret(endpoint), body=body),
     })
-    with Sender(timeout=settings.WEBHOOK_TIMEOUT_SECONDS, connections_per_host=1) as sender:
+    with Sender(timeout=settings.WEBHOOK_TIMEOUT_SECONDS, connections_per_host=1,
+                allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS) as sender:
         (result,) = sender.send([request])
     return result
