@@ -42,15 +42,26 @@ def _sync_state(connection) -> Job | None:
     return Job.objects.filter(kind=kind, **{key: connection.pk}).order_by("-pk").first()
 
 
+def _connection_row(kind: str, connection) -> dict:
+    return {"kind": kind, "connection": connection,
+            "callback": connections.callback_url(connection), "job": _sync_state(connection)}
+
+
 @page(INTEGRATIONS_READ, whole_tenant=True)
 def connection_list(request: HttpRequest) -> HttpResponse:
-    rows = [{"kind": "oa", "connection": app, "callback": connections.callback_url(app),
-             "job": _sync_state(app)} for app in OAApp.objects.order_by("pk")]
-    rows += [{"kind": "wecom", "connection": corp, "callback": connections.callback_url(corp),
-              "job": _sync_state(corp)} for corp in WeComCorp.objects.order_by("pk")]
+    rows = [_connection_row("oa", app) for app in OAApp.objects.order_by("pk")]
+    rows += [_connection_row("wecom", corp) for corp in WeComCorp.objects.order_by("pk")]
     return render(request, "integrations/connections.html", {
         "rows": rows, "can_manage": request.actor.can(INTEGRATIONS_MANAGE),
         "modes": OAApp.MessageMode.choices})
+
+
+@page(INTEGRATIONS_READ, whole_tenant=True)
+def connection_row(request: HttpRequest, kind: str, connection_id: int) -> HttpResponse:
+    """One connection's row, polled while its sync runs."""
+    return render(request, "integrations/_connection_row.html", {
+        "row": _connection_row(kind, _connection(kind, connection_id)),
+        "can_manage": request.actor.can(INTEGRATIONS_MANAGE)})
 
 
 FORM_FIELDS = {"oa": ("appid", "secret", "name", "token", "aes_key", "message_mode"),

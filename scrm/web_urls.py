@@ -76,6 +76,8 @@ urlpatterns = [
          name="integrations-check"),
     path("integrations/<str:kind>/<int:connection_id>/sync/", wechat.connection_sync,
          name="integrations-sync"),
+    path("integrations/<str:kind>/<int:connection_id>/row/", wechat.connection_row,
+         name="integrations-row"),
     path("channels/", wechat.channel_list, name="channels"),
     path("channels/<int:code_id>/", wechat.channel_detail, name="channels-detail"),
     path("guide/tasks/contacts/", wechat.guide_task_contacts, name="guide-task-contacts"),
