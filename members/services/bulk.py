@@ -14,9 +14,10 @@ buyer resolution, filled profile gaps and timeline events.  How it stays set-bas
   member can change halfway through a batch).
 
 The batch is one transaction, and batches of one tenant take turns from the buyers' lookup
-on (see ``_buyers_lock``).  A concurrent request of another kind that inserts the same orders
-or identities first makes it fail on a unique constraint (or deadlock); the whole batch is
-then retried and finds their rows.
+on (see ``people_creation_lock``; the member import's chunks take the same turns).  A
+concurrent request of another kind that inserts the same orders or identities first makes
+it fail on a unique constraint (or deadlock); the whole batch is then retried and finds
+their rows.
 """
 
 from collections import defaultdict
@@ -24,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,7 +34,13 @@ from members import signals
 from members.identities import Identity, normalize_identity
 from members.models import IdentityKind, Member, MemberIdentity, Order, OrderLine, TimelineEvent
 from members.rows import rows_insert, rows_update
-from members.services.members import _gaps, _phone_apply, _profile_apply, _scope_defaults
+from members.services.members import (
+    _gaps,
+    _phone_apply,
+    _profile_apply,
+    _scope_defaults,
+    people_creation_lock,
+)
 from members.services.numbers import member_numbers_allocate
 from members.services.orders import (
     order_conflict_error,
@@ -49,7 +56,6 @@ from scrm.events import events_record
 from scrm.models import Store
 
 BULK_ATTEMPTS = 3
-BUYERS_LOCK = 0x6D656D62  # the first of the two advisory-lock keys: "memb"
 RETRYABLE_PGCODES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 BUYER_PROFILE_FIELDS = ("name", "gender", "province", "city")
 PHONE_FIELDS = ("phone_encrypted", "phone_hash", "phone_masked")
@@ -124,17 +130,6 @@ def order_ingest_bulk(*, actor: Actor, orders: list[tuple[int, dict]]) -> list[R
                 raise
     results.update(batch_results)
     return [results[index] for index in sorted(results)]
-
-
-def _buyers_lock(tenant_id: int) -> None:
-    """Batches of one tenant take turns from their buyers' lookup to commit.  Two batches
-    that meet the same new buyer would each create them, and one would fail on the identity
-    and start over: measured with three concurrent clients, most batches ran two or three
-    times, waiting costs less than that."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [BUYERS_LOCK, tenant_id])
 
 
 def _retryable(exc: Exception) -> bool:
@@ -264,7 +259,7 @@ class _Batch:
             # one-by-one outcome.
             self.one_by_one = list(self.to_create)
             return
-        _buyers_lock(self.actor.tenant.pk)
+        people_creation_lock(self.actor.tenant.pk)
         known = self._identities_known()
         for group in self._groups(known):
             members = {

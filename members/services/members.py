@@ -346,3 +346,18 @@ def member_phone_reveal(*, actor: Actor, member: Member, ip: str | None = None) 
                                status_code=403)
     audit_record(actor=actor, action="member.phone_viewed", target=member, ip=ip)
     return crypto.decrypt(member.phone_encrypted) if member.phone_encrypted else ""
+
+
+PEOPLE_LOCK = 0x6D656D62  # the first of the two advisory-lock keys: "memb"
+
+
+def people_creation_lock(tenant_id: int) -> None:
+    """Set-based writers of one tenant's new people (bulk order batches, import chunks)
+    take turns from their identity lookup to commit.  Two that meet the same new person
+    would each create them: one would then fail on the identity and start over, or, where
+    it skips conflicting identities, leave a duplicate member.  Measured with three
+    concurrent bulk clients, most batches ran two or three times: waiting costs less."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PEOPLE_LOCK, tenant_id])

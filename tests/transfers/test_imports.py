@@ -6,7 +6,7 @@ import pytest
 from integrations.transfers.columns import mapping_guess
 from integrations.transfers.models import ImportIssue
 from integrations.transfers.services import imports
-from members.models import Member, MemberIdentity, MemberStats, Order, OrderLine
+from members.models import Member, MemberIdentity, MemberMerge, MemberStats, Order, OrderLine
 from points.models import PointsAccount, PointsEntry, PointsLot
 from scrm import crypto
 from scrm.tenancy import tenant_scope
@@ -176,6 +176,41 @@ def test_overlapping_rows_fill_gaps_and_never_grant_a_second_opening_balance(api
             ("新人", 10), ("王芳", 1200), ("赵敏", 50), ("韩梅梅", 300)]
         issue = ImportIssue.objects.get(upload_id=done["id"], phase="run")
     assert (issue.row, issue.field, issue.code) == (3, "points", "opening_balance_exists")
+
+
+def test_one_member_per_person_in_a_file_stores_checked_and_known_ones_merged(
+        api_client, tenant, operator, run):
+    from members.services import member_upsert
+
+    with tenant_scope(tenant):
+        store = StoreFactory(tenant=tenant, code="SH01")
+        older, _ = member_upsert(actor=operator, identities=[
+            {"kind": "phone", "value": "13800138000"}])
+        newer, _ = member_upsert(actor=operator, identities=[
+            {"kind": "wechat_openid", "app_id": "wx_oa_1", "value": "oX"}])
+    rows = [["手机号", "姓名", "城市", "门店", "openid:wx_oa_1"],
+            ["13800138000", "王芳", "", "SH01", "oX"],     # its ids name both: merged
+            ["13800138009", "李雷", "北京", "NOPE", ""],   # no such store: left out
+            ["13800138005", "韩梅梅", "", "", "oA5"],
+            ["13800138005", "", "杭州", "", ""]]           # the same person again
+    done = run(upload(api_client, kind="members", name="m.csv",
+                      content=csv_bytes(rows))["id"], "start")
+    result = done["run_job"]["result"]
+    assert (result["created"], result["updated"], result["skipped"]) == (1, 1, 1)
+    with tenant_scope(tenant):
+        issues = list(ImportIssue.objects.filter(phase="run").values_list(
+            "row", "field", "code"))
+        assert issues == [(3, "store", "store_unknown")]
+        assert MemberMerge.objects.filter(survivor=older, merged=newer).exists()
+        older.refresh_from_db()
+        assert (older.name, older.store_id) == ("王芳", store.pk)
+        assert sorted(older.identities.values_list("kind", "display")) == [
+            ("phone", "138****8000"), ("wechat_openid", "oX")]
+        han = Member.objects.get(name="韩梅梅")
+        assert (han.city, han.phone_masked) == ("杭州", "138****8005")
+        assert sorted(han.identities.values_list("kind", flat=True)) == [
+            "phone", "wechat_openid"]
+        assert not Member.objects.filter(name="李雷").exists()
 
 
 def test_a_crash_mid_import_then_resume_lands_every_row_exactly_once(

@@ -15,12 +15,13 @@ from django.db import connection
 from django.utils.translation import gettext as _
 
 from members.models import Member
-from points.models import EntryKind, PointsEntry
+from points.models import EntryKind, PointsAccount, PointsEntry
 from points.services import core
 from points.services.ledger import points_earn
 from points.services.policy import expiry_for, policy_get
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
+from scrm.db.copy import planner_stats_refresh
 
 REASON = "期初积分（导入）"
 REF = core.Ref("import", "opening")
@@ -87,6 +88,7 @@ def opening_balances_grant(*, actor: Actor, grants: list[Grant]
         return _one_by_one(actor, list(by_member.values()))
     tenant_id, now = actor.tenant.pk, core.timestamp()
     ids = sorted(by_member)
+    planner_stats_refresh(PointsAccount)  # looked up by member per chunk, grown by imports
     with connection.cursor() as cursor:
         cursor.execute(ENSURE_SQL, [tenant_id, ids])
         cursor.execute(LOCK_SQL, [tenant_id, ids])
