@@ -172,6 +172,10 @@ def people_resolve(*, actor: Actor, records: list[Record],
                     writes.identity(member_id, identity, announce=True)
                     known[identity.key] = (member_id, number)
             results[index] = Resolved(member_id, number, False)
+    # A record that looked new may share an id that a later record of a known member has
+    # just brought to that member: it is theirs, found one by one after the writes.
+    fresh = [index for index in fresh
+             if not any(identity.key in known for identity in records[index].identities)]
     unique_fresh = _first_of_each_person(records, fresh)
     created = _new_members(writes, [records[index] for index in unique_fresh])
     for index, resolved in zip(unique_fresh, created, strict=True):

@@ -88,3 +88,19 @@ def test_resolving_again_changes_nothing(actor, tenant):
         assert not any(r.created for r in again)
         assert Member.objects.count() == 50
         assert MemberIdentity.objects.count() == 50
+
+
+def test_a_new_record_sharing_an_id_with_a_later_known_one_joins_that_member(actor, tenant):
+    """Page order must not matter: the first record is new only until the second, of a known
+    member, brings their shared unionid; both end up on that member, with every id."""
+    with tenant_scope(tenant):
+        member, _ = member_upsert(actor=actor, identities=[
+            {"kind": "wechat_openid", "app_id": "wx1", "value": "o2"}])
+        first, second = people_resolve(actor=actor, source_channel="wechat_oa", records=[
+            Record([openid("o1"), unionid("u1")]), Record([openid("o2"), unionid("u1")])])
+        assert (first.member_id, second.member_id) == (member.pk, member.pk)
+        assert (first.created, second.created) == (False, False)
+        assert Member.objects.count() == 1
+        assert sorted(MemberIdentity.objects.filter(member=member).values_list(
+            "kind", "value")) == [("wechat_openid", "o1"), ("wechat_openid", "o2"),
+                                  ("wechat_unionid", "u1")]
