@@ -29,8 +29,8 @@ from campaigns.services.results import campaign_results
 from points.services import policy_get as points_policy_get
 from scrm.access import CAMPAIGNS_MANAGE, CAMPAIGNS_READ, COUPONS_MANAGE, COUPONS_READ
 from scrm.api.errors import ApplicationError
-from scrm.reports import cached
-from scrm.web import error_text, page, report_cached, validated
+from scrm.reports import cached, report_value
+from scrm.web import error_text, page, validated
 from tags.models import Segment, Tag
 from tags.services.segments import expression_members
 
@@ -47,7 +47,7 @@ REFERRAL_REWARD_KINDS = ((ActionKind.POINTS, ActionKind.POINTS.label),
 
 @page(CAMPAIGNS_READ, whole_tenant=True)
 def panel_campaigns(request: HttpRequest) -> HttpResponse:
-    rows = report_cached(actor=request.actor, name="campaigns")
+    rows = report_value(actor=request.actor, name="campaigns")
     return render(request, "campaigns/panel_campaigns.html", {"rows": rows})
 
 

@@ -20,7 +20,8 @@ from scrm import charts
 from scrm.access import INTEGRATIONS_MANAGE, INTEGRATIONS_READ, MEMBERS_READ, Actor
 from scrm.api.errors import ApplicationError
 from scrm.models import Job, Store
-from scrm.web import error_text, page, period_of, report_cached, validated
+from scrm.reports import report_value
+from scrm.web import error_text, page, period_of, validated
 
 NEW_CONTACT_DAYS = 3
 
@@ -28,7 +29,7 @@ NEW_CONTACT_DAYS = 3
 @page(INTEGRATIONS_READ, whole_tenant=True)
 def panel_channels(request: HttpRequest) -> HttpResponse:
     days = period_of(request)
-    report = report_cached(actor=request.actor, name="channels", period=days)
+    report = report_value(actor=request.actor, name="channels", period=days)
     return render(request, "integrations/panel_channels.html", {
         "report": report, "period": days,
         "code_chart": charts.bars([row["code__name"] for row in report["by_code"]], {

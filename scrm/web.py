@@ -6,7 +6,6 @@ selectors, and render."""
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -14,7 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from scrm import reports
 from scrm.access import Actor
 from scrm.api.errors import ApplicationError
 
@@ -57,13 +55,6 @@ def period_of(request: HttpRequest) -> int:
     except ValueError:
         return DEFAULT_PERIOD
     return period if period in PERIODS else DEFAULT_PERIOD
-
-
-def report_cached(*, actor: Actor, name: str, period: int | None = None) -> Any:
-    """The registered dashboard report ``name`` (``scrm.reports``) for the actor, over
-    ``period`` days when it has one: from the cache that the pages and the warmer share,
-    never across tenants."""
-    return reports.report_value(actor=actor, name=name, period=period)
 
 
 def error_text(exc: ApplicationError) -> str:

@@ -9,12 +9,13 @@ from campaigns.rfm import selectors
 from members.selectors import member_get
 from scrm import charts
 from scrm.access import MEMBERS_READ
-from scrm.web import page, report_cached
+from scrm.reports import report_value
+from scrm.web import page
 
 
 @page(MEMBERS_READ, whole_tenant=True)
 def panel_rfm(request: HttpRequest) -> HttpResponse:
-    report = report_cached(actor=request.actor, name="rfm")
+    report = report_value(actor=request.actor, name="rfm")
     stages = report["funnel"]["stages"]
     return render(request, "campaigns/panel_rfm.html", {
         "report": report, "funnel_chart": charts.bars(

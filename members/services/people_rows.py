@@ -23,10 +23,9 @@ events, as ``people_resolve`` announces them.  Runs in the caller's transaction;
 again for the same rows changes nothing.
 """
 
-import csv
 import io
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -40,10 +39,9 @@ from members.models import IdentityKind, Member, MemberIdentity, TimelineEvent
 from members.services.members import member_upsert, people_creation_lock
 from members.services.numbers import member_no_sequence
 from scrm.access import Actor
-from scrm.db.copy import COPY_BUFFER, planner_stats_refresh
+from scrm.db.copy import COPY_BUFFER, NULL, copy_payload, planner_stats_refresh
 from scrm.events import events_record, is_wanted
 
-NULL = "\\N"
 MAX_MERGE_ROUNDS = 3
 
 CREATE = """
@@ -249,14 +247,6 @@ def _persons(rows: list[PersonRow]) -> dict[int, int]:
     return {row.n: find(row.n) for row in rows}
 
 
-def _csv(rows: Iterable[tuple]) -> bytes:
-    """COPY's CSV format, written by the csv module (C speed): every string quoted, so none
-    is read as NULL but the ``\\N`` of a FORCE_NULL column."""
-    buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
-    return buffer.getvalue().encode()
-
-
 def people_rows_stage(rows: list[PersonRow]) -> Staged:
     """The payloads for ``people_rows_resolve`` (no database, so an import makes them in the
     thread that reads ahead, encrypting the personal data there)."""
@@ -273,9 +263,9 @@ def people_rows_stage(rows: list[PersonRow]) -> Staged:
                 for i in row.identities]
     # In index order: each chunk's probes and inserts walk the identity index once.
     ids.sort()
-    return Staged(rows, _csv(people), _csv(
-        (n, kind, app_id, value, encrypted, display)
-        for kind, app_id, value, n, encrypted, display in ids))
+    staged_ids = [(n, kind, app_id, value, encrypted, display)
+                  for kind, app_id, value, n, encrypted, display in ids]
+    return Staged(rows, copy_payload(people, plain=True), copy_payload(staged_ids, plain=True))
 
 
 def _merge(actor: Actor, staged: Staged, params: dict) -> None:

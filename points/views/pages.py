@@ -15,7 +15,8 @@ from points.services.tiers import tier_program_save
 from scrm import charts
 from scrm.access import POINTS_MANAGE, POINTS_READ
 from scrm.api.errors import ApplicationError
-from scrm.web import error_text, page, report_cached, validated
+from scrm.reports import report_value
+from scrm.web import error_text, page, validated
 
 LEDGER_SHOWN = 20
 
@@ -23,8 +24,8 @@ LEDGER_SHOWN = 20
 @page(POINTS_READ, whole_tenant=True)
 def panel_loyalty(request: HttpRequest) -> HttpResponse:
     actor = request.actor
-    tiers = report_cached(actor=actor, name="tiers")
-    liability = report_cached(actor=actor, name="liability")
+    tiers = report_value(actor=actor, name="tiers")
+    liability = report_value(actor=actor, name="liability")
     return render(request, "points/panel_loyalty.html", {
         "tiers": tiers, "liability": liability,
         "tier_chart": charts.bars([row["name"] for row in tiers],

@@ -4,13 +4,14 @@ from django.utils.translation import gettext as _
 
 from scrm import charts
 from scrm.access import MEMBERS_READ
-from scrm.web import page, period_of, report_cached
+from scrm.reports import report_value
+from scrm.web import page, period_of
 
 
 @page(MEMBERS_READ)
 def panel_members(request: HttpRequest) -> HttpResponse:
     days = period_of(request)
-    report = report_cached(actor=request.actor, name="members", period=days)
+    report = report_value(actor=request.actor, name="members", period=days)
     return render(request, "tags/panel_members.html", {
         "report": report, "period": days,
         "pie": charts.pie([(row["name"], row["members"]) for row in report["channels"]]),
